@@ -1,0 +1,1 @@
+"""One folder per assignment: its checks, points, templates and mistake models."""
