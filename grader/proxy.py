@@ -1,0 +1,228 @@
+"""`student.conv2d_forward(x, w, b, stride=2, pad=1)`: a call into the worker.
+
+A call returns plain data, or raises `StudentCallError` with a diagnosis code
+(`submission.timeout`, `submission.memory_limit`, `submission.crashed`,
+`submission.bad_return`, `submission.missing_function`) or `StudentRaised` when
+the student's function raised an exception (a check may expect one, e.g. a
+ValueError). After a timeout or a crash the next call gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.sandbox import (
+    Limits,
+    OutputCapture,
+    Slot,
+    WorkerDied,
+    WorkerProcess,
+    WorkerProtocolError,
+    WorkerTimedOut,
+)
+from grader.source import Code
+from grader.worker import codec
+
+# After this many timeouts of one function, its later calls fail at once: a
+# function that hangs must not cost the whole class's run minutes.
+MAX_TIMEOUTS_PER_FUNCTION = 2
+
+
+class StudentCallError(Exception):
+    """A call produced no usable value; `code` is the diagnosis."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class StudentRaised(Exception):
+    """The student's function raised; `type_name` is the exception's class name."""
+
+    def __init__(self, function: str, type_name: str, message: str, where: str):
+        text = f"{function} raised {type_name}" + (f": {message}" if message else "")
+        if where:
+            text += f" ({where})"
+        super().__init__(text)
+        self.function = function
+        self.type_name = type_name
+        self.message = text
+
+
+@dataclass
+class LoadReport:
+    mode: str = "none"  # full | definitions | none
+    notes: list[str] = field(default_factory=list)
+    functions: dict[str, str] = field(default_factory=dict)  # name -> function | missing | not_callable
+    failure: StudentCallError | None = None  # why nothing could be loaded
+
+
+class StudentSession:
+    """The worker side of one submission, as the checks see it."""
+
+    def __init__(self, slot: Slot, workdir: Path, code: Code, functions: list[str], limits: Limits):
+        self.slot = slot
+        self.workdir = workdir
+        self.code = code
+        self.functions = functions
+        self.limits = limits
+        self.output = OutputCapture()
+        self.worker: WorkerProcess | None = None
+        self.report = LoadReport()
+        self.blocked_imports: set[str] = set()
+        self.timeouts: dict[str, int] = {}
+        self.last_mutated: list = []
+        self.calls = 0
+
+    # -------------------------------------------------------------- loading
+    def start(self) -> LoadReport:
+        """Run the module's top level; where it fails or runs too long, fall back to
+        its definitions alone, in a fresh worker."""
+        full = self._load(self.code.text)
+        if full is None:
+            self.report.mode = "full"
+            return self.report
+        self.report.notes.append(f"The top level of {self.code.display_name} {full}; "
+                                 "it was graded from its definitions alone (imports, functions, "
+                                 "classes, constants).")
+        reduced = self._load(self.code.definitions_only())
+        if reduced is None:
+            self.report.mode = "definitions"
+            return self.report
+        self.report.mode = "none"
+        self.report.notes.append(f"Its definitions alone could not be loaded either: {reduced}.")
+        self.report.failure = StudentCallError(
+            "submission.crashed", f"{self.code.display_name} could not be loaded: {reduced}")
+        return self.report
+
+    def _load(self, source: str) -> str | None:
+        """Load `source` in a new worker; None on success, else what went wrong."""
+        self._kill()
+        self.worker = self.slot.spawn(self.workdir, self.limits, self.output)
+        header = {"op": "load", "source": source, "display_name": self.code.display_name,
+                  "module_name": self.code.module_name, "file_name": self.code.display_name,
+                  "functions": self.functions}
+        try:
+            reply, _ = self.worker.request(header, [], self.limits.load_timeout)
+        except WorkerTimedOut:
+            return f"ran longer than {self.limits.load_timeout:g} s"
+        except WorkerDied as exc:
+            return f"ended the process ({exc})"
+        except WorkerProtocolError as exc:
+            return f"broke the worker protocol ({exc})"
+        self._note_blocked(reply)
+        if reply.get("ok") is True and isinstance(reply.get("functions"), dict):
+            self.report.functions = {str(k): str(v) for k, v in reply["functions"].items()
+                                     if k in self.functions}
+            return None
+        self._kill()
+        kind = reply.get("kind")
+        if kind == "memory":
+            return "ran out of memory"
+        where = self.code.where(reply.get("line") if isinstance(reply.get("line"), int) else None)
+        where = f" at {where}" if where else ""
+        if kind == "exit":
+            return f"tried to exit ({reply.get('type')}){where}"
+        return f"raised {reply.get('type')}{where}: {str(reply.get('message', ''))[:300]}"
+
+    # -------------------------------------------------------------- calling
+    def call(self, function: str, args: tuple, kwargs: dict):
+        if self.report.failure is not None:
+            raise self.report.failure
+        status = self.report.functions.get(function, "missing")
+        if status != "function":
+            what = "is not defined" if status == "missing" else "is defined but is not a function"
+            raise StudentCallError("submission.missing_function",
+                                   f"{function} {what} in {self.code.display_name}")
+        if self.timeouts.get(function, 0) >= MAX_TIMEOUTS_PER_FUNCTION:
+            raise StudentCallError("submission.timeout",
+                                   f"{function} was not called again: it ran past "
+                                   f"{self.limits.call_timeout:g} s on earlier checks")
+        if self.worker is None or self.worker.dead:
+            again = self._load(self.code.text if self.report.mode == "full" else self.code.definitions_only())
+            if again is not None:
+                raise StudentCallError("submission.crashed", f"the submission could not be restarted: {again}")
+        try:
+            # One encoding for both, so that they share one numbering of buffers.
+            tree, buffers = codec.encode((list(args), dict(kwargs)), allow_rng=True)
+        except codec.CodecError as exc:  # a bug in a check, not the student's
+            raise RuntimeError(f"check passed a value that cannot be sent: {exc}") from exc
+        tree_args, tree_kwargs = tree["tuple"]
+        header = {"op": "call", "fn": function, "args": tree_args, "kwargs": tree_kwargs,
+                  "cpu_seconds": self.limits.call_timeout}
+        self.calls += 1
+        try:
+            reply, out = self.worker.request(header, buffers, self.limits.call_timeout)
+        except WorkerTimedOut:
+            self.timeouts[function] = self.timeouts.get(function, 0) + 1
+            raise StudentCallError("submission.timeout",
+                                   f"{function} ran past the {self.limits.call_timeout:g} s limit") from None
+        except WorkerDied as exc:
+            raise StudentCallError("submission.crashed", f"{function}: {exc}") from None
+        except WorkerProtocolError as exc:
+            raise StudentCallError("submission.bad_return", f"{function} returned {exc}") from None
+        self._note_blocked(reply)
+        if reply.get("ok") is True:
+            try:
+                value = codec.decode(reply.get("value"), out)
+            except codec.CodecError as exc:
+                raise StudentCallError("submission.bad_return", f"{function} returned {exc}") from None
+            mutated = reply.get("mutated")
+            self.last_mutated = list(mutated) if isinstance(mutated, list) else []
+            return value
+        return self._failure(function, reply)
+
+    def _failure(self, function: str, reply: dict):
+        kind = reply.get("kind")
+        message = str(reply.get("message", ""))[:500]
+        if kind == "memory":
+            self._kill()  # a worker that hit its memory limit may be in a bad state
+            raise StudentCallError("submission.memory_limit",
+                                   f"{function} ran past the {self.limits.memory_mb} MB memory limit")
+        if kind == "exit":
+            self._kill()
+            raise StudentCallError("submission.crashed", message or f"{function} tried to exit")
+        if kind == "bad_return":
+            raise StudentCallError("submission.bad_return", f"{function} returned {message}")
+        if kind == "missing":
+            raise StudentCallError("submission.missing_function", message)
+        if kind == "raised":
+            line = reply.get("line") if isinstance(reply.get("line"), int) else None
+            raise StudentRaised(function, str(reply.get("type", "an exception"))[:100], message,
+                                self.code.where(line))
+        self._kill()
+        raise StudentCallError("submission.crashed", f"{function}: the worker sent an invalid reply")
+
+    def _note_blocked(self, reply: dict) -> None:
+        blocked = reply.get("blocked_imports")
+        if isinstance(blocked, list):
+            self.blocked_imports.update(str(b)[:100] for b in blocked[:20])
+
+    def _kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def close(self) -> None:
+        self._kill()
+        self.output.finish()
+
+
+class Proxy:
+    """Attribute access to the student's functions: `student.relu_forward(x)`."""
+
+    def __init__(self, caller, functions: list[str]):
+        self._caller = caller
+        self._functions = set(functions)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name not in self._functions:
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            return self._caller(name, args, kwargs)
+
+        call.__name__ = name
+        return call

@@ -1,0 +1,222 @@
+"""The wire format between the grader and a worker: plain data only.
+
+A message is one frame on a stream socket:
+
+    !I header length, !I buffer count, header (UTF-8 JSON), then per buffer !Q length + bytes
+
+The JSON header carries the structure; arrays travel as raw C-ordered bytes in the
+buffers. Only plain data can be expressed: None, bool, int, float, str, lists,
+tuples, dicts with str keys, NumPy arrays and scalars of numeric dtype, and (from
+the grader to a worker only) a `numpy.random.Generator` as its bit generator's
+state. Never pickle: the grader must be able to decode what a hostile worker
+sends without running any of its code.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+
+import numpy as np
+
+# Limits applied when decoding: a worker cannot make the grader allocate more.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
+MAX_TOTAL_BYTES = 512 * 1024 * 1024
+MAX_DEPTH = 16
+MAX_NODES = 100_000
+MAX_STR = 100_000
+# bool, signed and unsigned ints, floats, complex: no object, void, string or datetime.
+ALLOWED_KINDS = "biufc"
+
+
+class CodecError(ValueError):
+    """The data cannot be expressed in (or was not valid) plain-data form."""
+
+
+class FrameTimeout(TimeoutError):
+    """The peer did not send a whole frame before the deadline."""
+
+
+class PeerClosed(ConnectionError):
+    """The peer closed its end (for a worker: it died or exited)."""
+
+
+# ---------------------------------------------------------------------- encode
+def encode(value, *, allow_rng: bool = False) -> tuple[object, list[bytes]]:
+    """Turn `value` into (json-able tree, buffers). Raises CodecError for anything
+    that is not plain data; the message names the offending type."""
+    buffers: list[bytes] = []
+
+    def enc(v, depth):
+        if depth > MAX_DEPTH:
+            raise CodecError("the value is nested too deeply")
+        if v is None or type(v) in (bool, int, str):
+            return v
+        if type(v) is float:
+            return {"f": repr(v)}  # repr keeps nan/inf and every bit of the value
+        if type(v) is list:
+            return {"list": [enc(item, depth + 1) for item in v]}
+        if type(v) is tuple:
+            return {"tuple": [enc(item, depth + 1) for item in v]}
+        if type(v) is dict:
+            if not all(type(k) is str for k in v):
+                raise CodecError("dict keys must be strings")
+            return {"dict": [[k, enc(item, depth + 1)] for k, item in v.items()]}
+        if isinstance(v, (np.ndarray, np.generic)) and not isinstance(v, np.random.Generator):
+            arr = np.asarray(v)
+            if type(v) is not np.ndarray and not isinstance(v, np.generic):
+                raise CodecError(f"{type(v).__name__} is an ndarray subclass, not a plain ndarray")
+            if arr.dtype.kind not in ALLOWED_KINDS or arr.dtype.fields is not None:
+                raise CodecError(f"arrays of dtype {arr.dtype} are not plain numbers")
+            buffers.append(np.ascontiguousarray(arr).tobytes())
+            node = {"nd": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+            if isinstance(v, np.generic):
+                node["scalar"] = True
+            return node
+        if allow_rng and isinstance(v, np.random.Generator):
+            return {"rng": v.bit_generator.state}
+        raise CodecError(f"values of type {type(v).__name__} cannot be sent, only plain data")
+
+    return enc(value, 0), buffers
+
+
+# ---------------------------------------------------------------------- decode
+def decode(tree, buffers: list[bytes], *, allow_rng: bool = False):
+    """Inverse of `encode`, for untrusted input: checks every node, dtype and size."""
+    count = 0
+
+    def dec(node, depth):
+        nonlocal count
+        count += 1
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            raise CodecError("the value is too large or nested too deeply")
+        if node is None or type(node) in (bool, int):
+            return node
+        if type(node) is str:
+            if len(node) > MAX_STR:
+                raise CodecError("a string is too long")
+            return node
+        if type(node) is not dict or len(node) == 0:
+            raise CodecError("malformed value")
+        if "f" in node:
+            return float(node["f"])
+        if "list" in node:
+            return [dec(item, depth + 1) for item in _as_list(node["list"])]
+        if "tuple" in node:
+            return tuple(dec(item, depth + 1) for item in _as_list(node["tuple"]))
+        if "dict" in node:
+            out = {}
+            for pair in _as_list(node["dict"]):
+                if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+                    raise CodecError("malformed dict")
+                out[pair[0]] = dec(pair[1], depth + 1)
+            return out
+        if "nd" in node:
+            return _decode_array(node, buffers)
+        if "rng" in node and allow_rng:
+            return _decode_rng(node["rng"])
+        raise CodecError("malformed value")
+
+    return dec(tree, 0)
+
+
+def _as_list(v):
+    if type(v) is not list:
+        raise CodecError("malformed sequence")
+    return v
+
+
+def _decode_array(node, buffers):
+    try:
+        dtype = np.dtype(node["dtype"])
+        shape = tuple(int(s) for s in node["shape"])
+        raw = buffers[int(node["nd"])]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CodecError("malformed array") from exc
+    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise CodecError(f"arrays of dtype {dtype} are not plain numbers")
+    if any(s < 0 for s in shape) or len(shape) > 32:
+        raise CodecError("malformed array shape")
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if size * dtype.itemsize != len(raw):
+        raise CodecError("array data does not match its shape")
+    arr = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return arr[()] if node.get("scalar") else arr
+
+
+def _decode_rng(state):
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    bit_generator_cls = getattr(np.random, str(name), None)
+    if bit_generator_cls is None or not isinstance(bit_generator_cls, type) or not issubclass(
+        bit_generator_cls, np.random.BitGenerator
+    ):
+        raise CodecError("malformed random generator")
+    bit_generator = bit_generator_cls()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+# ---------------------------------------------------------------------- frames
+def send_message(sock: socket.socket, header: dict, buffers: list[bytes] = ()) -> None:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    parts = [struct.pack("!II", len(head), len(buffers)), head]
+    for buf in buffers:
+        parts.append(struct.pack("!Q", len(buf)))
+        parts.append(buf)
+    sock.sendall(b"".join(parts) if sum(map(len, parts)) < (1 << 20) else _join_large(parts))
+
+
+def _join_large(parts):
+    # Avoid one huge temporary for big arrays: sendall takes a memoryview of a bytearray.
+    out = bytearray()
+    for p in parts:
+        out += p
+    return memoryview(out)
+
+
+def recv_message(
+    sock: socket.socket, deadline: float | None = None, max_total: int = MAX_TOTAL_BYTES
+) -> tuple[dict, list[bytes]]:
+    """Read one frame. Raises FrameTimeout past `deadline` (time.monotonic()),
+    PeerClosed on EOF, CodecError on a frame that breaks the limits."""
+    head_len, n_buf = struct.unpack("!II", _recv_exact(sock, 8, deadline))
+    if head_len > MAX_HEADER_BYTES or n_buf > MAX_NODES:
+        raise CodecError("the message is too large")
+    try:
+        header = json.loads(_recv_exact(sock, head_len, deadline))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CodecError("the message is not valid JSON") from exc
+    if type(header) is not dict:
+        raise CodecError("the message is not a JSON object")
+    buffers, total = [], head_len
+    for _ in range(n_buf):
+        (n,) = struct.unpack("!Q", _recv_exact(sock, 8, deadline))
+        total += n
+        if total > max_total:
+            raise CodecError(f"the message is larger than {max_total // (1024 * 1024)} MiB")
+        buffers.append(_recv_exact(sock, n, deadline))
+    return header, buffers
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FrameTimeout()
+            sock.settimeout(remaining)
+        else:
+            sock.settimeout(None)
+        try:
+            k = sock.recv_into(view[got:], min(n - got, 1 << 22))
+        except socket.timeout as exc:
+            raise FrameTimeout() from exc
+        if k == 0:
+            raise PeerClosed()
+        got += k
+    return bytes(buf)
