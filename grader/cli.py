@@ -1,25 +1,224 @@
-"""The `grade` command. Wiring only: argument parsing, then calls into the engine."""
+"""The `grade` command. Wiring only: parse arguments, call the engine, print."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+import time
+from pathlib import Path
 
 from grader import __version__
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class UsageError(Exception):
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade",
-        description="Grade CNN/RNN NumPy assignments: every submission runs in an "
-        "isolated worker, scores are computed here, and results land in --out.",
+        description="Grade CNN/RNN NumPy assignments. Every submission runs in its own sandboxed "
+        "worker process; scores are computed in the grader's process from the values the "
+        "student's functions return. Writes results.json, grades.csv and HTML reports to --out.",
+        epilog="Examples:\n"
+        "  grade examples/submissions/cnn             grade a class (one folder or file per student)\n"
+        "  grade cnn_layers.py                        check your own work\n"
+        "  grade subs/ --assignment rnn --jobs 4 --resume\n\n"
+        "Exit status: 0 when grading ran (whatever the scores), 2 for a usage error, "
+        "130 when interrupted (finished students are kept; rerun with --resume).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("path", type=Path, help="a folder of submissions (one sub-folder or file per "
+                        "student), or a single .py / .ipynb file")
+    parser.add_argument("--assignment", "-a", metavar="NAME",
+                        help="the assignment (cnn, rnn); left out, it is inferred from the files")
+    parser.add_argument("--out", "-o", type=Path, default=Path("reports"), metavar="DIR",
+                        help="output folder (default: reports/)")
+    parser.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
+                        help="submissions graded in parallel (default: 2)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="wall-clock limit per call of a student function (default: 10)")
+    parser.add_argument("--load-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="time the module's top level may run before the grader falls back to "
+                        "its definitions alone (default: 5)")
+    parser.add_argument("--memory", type=int, default=2048, metavar="MB",
+                        help="address-space limit of a worker in MB (default: 2048)")
+    parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep results already in DIR for students whose files are unchanged")
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                        help="auto (default): bubblewrap where it works, else process limits only; "
+                        "bwrap: require it; none: process limits only")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--version", action="version", version=f"nngrade {__version__}")
-    parser.add_argument("path", help="a folder of submissions, or one .py / .ipynb file")
     return parser
 
 
+def _positive(value, name):
+    if value is None or value <= 0:
+        raise UsageError(f"{name} must be positive, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("grade: the grading engine is not implemented yet", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return grade(args)
+    except UsageError as exc:
+        print(f"grade: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ngrade: interrupted; finished students were kept (rerun with --resume to go on)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def grade(args) -> int:
+    from grader.assignment import available
+    from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
+    from grader.models import RunResult
+    from grader.oracle import ReferenceOracle
+    from grader.report.html import write_reports
+    from grader.runner import RunOptions, grade_all
+    from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
+    from grader.store import ResultStore
+
+    _positive(args.jobs, "--jobs")
+    _positive(args.timeout, "--timeout")
+    _positive(args.load_timeout, "--load-timeout")
+    _positive(args.memory, "--memory")
+    path = args.path
+    try:
+        subs = discover(path)
+    except DiscoveryError as exc:
+        raise UsageError(str(exc)) from None
+    assignments = available()
+    name = args.assignment or detect_assignment(subs, assignments)
+    if name is None:
+        raise UsageError(f"cannot tell which assignment {path} is; pass --assignment "
+                         f"({' or '.join(sorted(assignments))})")
+    if name not in assignments:
+        raise UsageError(f"unknown assignment {name!r}; choose {' or '.join(sorted(assignments))}")
+    assignment = assignments[name]
+    if args.only:
+        unknown = sorted(set(args.only) - {s.student for s in subs})
+        if unknown:
+            raise UsageError(f"no submission for {', '.join(unknown)} in {path}")
+        subs = [s for s in subs if s.student in set(args.only)]
+    for sub in subs:
+        choose_main(sub, assignment.file_name, assignment.functions)
+
+    try:
+        sandbox, warning = resolve_sandbox(args.sandbox)
+    except SandboxUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    store = ResultStore(out, assignment.name, args.resume)
+    options = RunOptions(
+        limits=Limits(memory_mb=args.memory, call_timeout=args.timeout, load_timeout=args.load_timeout),
+        jobs=args.jobs, sandbox=sandbox, hide=[path.resolve() if path.is_dir() else path.resolve().parent,
+                                               out.resolve()],
+    )
+    todo = []
+    for sub in subs:
+        kept = store.reusable(sub.student, sub.content_hash()) if args.resume else None
+        if kept is not None:
+            store.add(kept, journal=False)
+        else:
+            todo.append(sub)
+
+    progress = Progress(len(subs), len(subs) - len(todo), quiet=args.quiet)
+    oracle = ReferenceOracle(assignment.reference_module)
+    started = time.monotonic()
+    interrupted = False
+
+    def on_result(result):
+        store.add(result)
+        progress.update(result)
+
+    try:
+        grade_all(todo, assignment, oracle, options, on_result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+        finished = [store.records[s.student] for s in subs if s.student in store.records]
+        run = RunResult(
+            assignment=assignment.name, toolkit_version=__version__,
+            graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            submissions=finished, sandbox=sandbox, warnings=[warning] if warning else [],
+            max_score=assignment.max_score,
+        )
+        store.write(run)
+        write_reports(run, out)
+    if interrupted:
+        raise KeyboardInterrupt
+    if path.is_file() and run.submissions:
+        print_summary(run.submissions[0])
+    elapsed = time.monotonic() - started
+    errors = sum(s.status == "error" for s in run.submissions)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
+          f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
+          f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+    return EXIT_OK
+
+
+class Progress:
+    """A progress bar on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, already: int, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.done = already
+        self.total = total
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=already, unit="student", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def update(self, result) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(result.student[:20])
+            self.bar.update(1)
+        elif not self.quiet:
+            print(f"[{self.done}/{self.total}] {result.student}: "
+                  f"{result.score:g}/{result.max_score:g} ({result.status})", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_summary(sub) -> None:
+    """One student's result in the terminal, per function."""
+    print(f"\n{sub.student} ({sub.source}): {sub.score:g} / {sub.max_score:g}")
+    if sub.status == "error":
+        print(f"  could not be graded: {sub.message}")
+    for note in sub.notes:
+        print(f"  note: {note}")
+    functions: dict[str, list] = {}
+    for c in sub.checks:
+        functions.setdefault(c.function, []).append(c)
+    for function, checks in functions.items():
+        got = sum(c.score for c in checks)
+        top = sum(c.max_score for c in checks)
+        mark = "ok  " if all(c.passed for c in checks) else "FAIL"
+        print(f"  {mark} {function:<24} {got:g}/{top:g}")
+        for c in checks:
+            if not c.passed:
+                name = c.id.split(".", 1)[1]
+                text = "(hidden check)" if c.visibility == "hidden" else c.message
+                codes = f" [{', '.join(c.diagnoses)}]" if c.diagnoses else ""
+                print(f"       - {name}: {text}{codes}")
+    print()

@@ -1,0 +1,46 @@
+"""An assignment: the contract functions, the checks, the reference that answers
+for them. Each lives in its own folder `assignments/<name>/`, whose package defines
+`ASSIGNMENT`; adding an assignment touches that folder only."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+from grader.checks import Check, Registry
+
+DEFAULT_FORBIDDEN = ("reference", "grader", "assignments", "torch", "tensorflow", "jax", "scipy.signal")
+
+
+@dataclass
+class Assignment:
+    name: str
+    file_name: str  # the contract's file name, e.g. cnn_layers.py
+    functions: tuple[str, ...]
+    registry: Registry
+    reference_module: str  # e.g. reference.cnn
+    title: str = ""
+    forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def checks(self) -> list[Check]:
+        return list(self.registry.checks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+def available() -> dict[str, Assignment]:
+    import assignments
+
+    found = {}
+    for info in pkgutil.iter_modules(assignments.__path__):
+        if info.ispkg:
+            module = importlib.import_module(f"assignments.{info.name}")
+            assignment = getattr(module, "ASSIGNMENT", None)
+            if isinstance(assignment, Assignment):
+                found[assignment.name] = assignment
+    return found

@@ -1,0 +1,89 @@
+"""Checks: small plain functions, registered with their points and visibility.
+
+    registry = Registry()
+
+    @registry.check("conv2d_forward", kind="numeric", points=2)
+    def lecture_two_channel_example(student, oracle):
+        x, w, b = ...
+        expect_close(student.conv2d_forward(x, w, b), oracle.conv2d_forward(x, w, b), "y")
+
+A check's parameters are filled by name, as pytest fills fixtures: `student`
+(the proxy to the submission), `oracle` (expected values), `rng` (a NumPy
+Generator seeded from the check's id: the same inputs for every student and every
+run), and `tolerance` (the run's tolerances). A check fails by raising
+`CheckFailed` (or any helper in `grader.compare`); calls that fail in the worker
+raise `StudentCallError` / `StudentRaised`, which fail the check with their code.
+Checks never touch processes or files: the same check runs live, in the student
+kit, and in tests with fakes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+KINDS = ("shape", "numeric", "gradient", "behavior", "performance")
+VISIBILITIES = ("public", "hidden")
+
+
+class CheckFailed(Exception):
+    """The student's result is wrong. `diagnoses` are codes of mistakes that explain it;
+    `details` is structured data for the report (mismatch position, errors)."""
+
+    def __init__(self, message: str, diagnoses: list[str] | tuple[str, ...] = (), details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.diagnoses = list(diagnoses)
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    function: str
+    kind: str
+    points: float
+    visibility: str
+    run: Callable
+    description: str = ""
+
+    @property
+    def seed(self) -> int:
+        # Stable across runs and machines (unlike hash()): the same inputs everywhere.
+        return zlib.crc32(self.id.encode())
+
+    def call(self, **available):
+        wanted = inspect.signature(self.run).parameters
+        missing = [name for name in wanted if name not in available]
+        if missing:
+            raise TypeError(f"check {self.id} asks for unknown fixtures {missing}")
+        return self.run(**{name: available[name] for name in wanted})
+
+
+@dataclass
+class Registry:
+    checks: list[Check] = field(default_factory=list)
+
+    def check(self, function: str, *, kind: str, points: float, visibility: str = "public",
+              name: str | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if visibility not in VISIBILITIES:
+            raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+
+        def register(fn: Callable) -> Callable:
+            check_id = f"{function}.{name or fn.__name__}"
+            if any(c.id == check_id for c in self.checks):
+                raise ValueError(f"two checks are named {check_id}")
+            doc = inspect.getdoc(fn) or ""
+            self.checks.append(Check(check_id, function, kind, float(points), visibility, fn, doc))
+            return fn
+
+        return register
+
+    def rng_for(self, check: Check) -> np.random.Generator:
+        return np.random.default_rng(check.seed)

@@ -1,0 +1,180 @@
+"""From PATH to the list of submissions: one per student, each with the file to
+grade and the files that travel with it.
+
+PATH is a folder holding one sub-folder per student (`alice/cnn_layers.py`) or one
+file per student (`bob.py`, `carol.ipynb`), or a single `.py` / `.ipynb` file.
+Hidden files, `__pycache__` and `.ipynb_checkpoints` are ignored; symbolic links
+are never followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.source import defined_functions
+
+CODE_SUFFIXES = (".py", ".ipynb")
+IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules"}
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_TOTAL_BYTES = 50 * 1024 * 1024
+
+
+class DiscoveryError(Exception):
+    """PATH cannot be graded at all (a usage error)."""
+
+
+@dataclass
+class Submission:
+    student: str
+    root: Path  # the student's folder, or the single file
+    base: Path  # what `source` is relative to (the PATH folder)
+    files: list[Path] = field(default_factory=list)  # every regular file, absolute
+    main: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.root.is_dir()
+
+    @property
+    def candidates(self) -> list[Path]:
+        return [f for f in self.files if f.suffix in CODE_SUFFIXES]
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.base).as_posix()
+        except ValueError:
+            return path.name
+
+    def copies(self) -> list[tuple[Path, str]]:
+        """(file, path inside the worker's folder) for everything that travels along."""
+        if not self.is_folder:
+            return [(self.root, self.root.name)]
+        return [(f, f.relative_to(self.root).as_posix()) for f in self.files]
+
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(self.relative(self.main).encode() if self.main else b"-")
+        for path, name in sorted(self.copies(), key=lambda p: p[1]):
+            digest.update(name.encode() + b"\0")
+            try:
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+            except OSError:
+                digest.update(b"unreadable")
+        return digest.hexdigest()
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name in IGNORED_DIRS
+
+
+def _walk_files(folder: Path, notes: list[str]) -> list[Path]:
+    files, total = [], 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if _ignored(name):
+                continue
+            if path.is_symlink():
+                notes.append(f"{path.relative_to(folder)} is a symbolic link and was not used")
+                continue
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES and path.suffix not in CODE_SUFFIXES:
+                notes.append(f"{path.relative_to(folder)} is over 10 MB and was left behind")
+                continue
+            total += min(size, MAX_FILE_BYTES)
+            if total > MAX_TOTAL_BYTES:
+                notes.append("the folder holds over 50 MB; the remaining files were left behind")
+                return files
+            files.append(path)
+    return files
+
+
+def discover(path: Path) -> list[Submission]:
+    """Every submission under `path`, sorted by student id."""
+    if not path.exists():
+        raise DiscoveryError(f"{path} does not exist")
+    if path.is_file():
+        if path.suffix not in CODE_SUFFIXES:
+            raise DiscoveryError(f"{path} is not a .py or .ipynb file (nor a folder of submissions)")
+        return [Submission(path.stem, path, path.parent, [path])]
+    submissions: dict[str, Submission] = {}
+    for entry in sorted(path.iterdir()):
+        if _ignored(entry.name):
+            continue
+        if entry.is_symlink():
+            # A link could point anywhere (another class, the toolkit): never follow it.
+            student = entry.stem if entry.suffix in CODE_SUFFIXES else entry.name
+            sub = Submission(student, entry, path)
+            sub.notes.append(f"{entry.name} is a symbolic link; links are not followed")
+            submissions.setdefault(student, sub)
+        elif entry.is_dir():
+            notes: list[str] = []
+            sub = Submission(entry.name, entry, path, _walk_files(entry, notes), notes=notes)
+            submissions[entry.name] = sub
+        elif entry.suffix in CODE_SUFFIXES:
+            student = entry.stem
+            if student in submissions:  # alice.py and alice.ipynb: keep the first, say so
+                submissions[student].notes.append(f"{entry.name} was ignored: {student} has another file")
+                continue
+            submissions[student] = Submission(student, entry, path, [entry])
+    if not submissions:
+        raise DiscoveryError(f"{path} holds no submissions (no .py or .ipynb files or student folders)")
+    return sorted(submissions.values(), key=lambda s: s.student)
+
+
+def _text_of(path: Path) -> str:
+    """Best-effort source text for choosing a file (errors surface later, when loading)."""
+    from grader.source import SourceError, load
+
+    try:
+        return load(path, path.name).text
+    except SourceError:
+        return ""
+
+
+def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> None:
+    """The contract's file name wins; else the file that defines most required functions."""
+    candidates = sub.candidates
+    if not candidates:
+        return
+    named = [f for f in candidates if f.name == file_name]
+    if named:
+        sub.main = min(named, key=lambda f: len(f.parts))
+    elif len(candidates) == 1:
+        sub.main = candidates[0]
+    else:
+        scored = [(len(defined_functions(_text_of(f)) & set(functions)), -len(f.parts), f.suffix == ".py", f)
+                  for f in candidates]
+        scored.sort(key=lambda s: (s[0], s[1], s[2]), reverse=True)
+        sub.main = scored[0][3]
+        sub.notes.append(f"graded {sub.relative(sub.main)}: of the {len(candidates)} code files it defines "
+                         f"the most required functions ({scored[0][0]})")
+
+
+def detect_assignment(subs: list[Submission], assignments: dict) -> str | None:
+    """The one assignment the files make clear, by contract file names, else by the
+    functions they define; None when it is ambiguous."""
+    by_name = {a.file_name: name for name, a in assignments.items()}
+    named = {by_name[f.name] for s in subs for f in s.candidates if f.name in by_name}
+    if len(named) == 1:
+        return named.pop()
+    if len(named) > 1:
+        return None
+    votes = {name: 0 for name in assignments}
+    for sub in subs[:50]:
+        defined = set()
+        for f in sub.candidates[:5]:
+            defined |= defined_functions(_text_of(f))
+        for name, assignment in assignments.items():
+            votes[name] += len(defined & set(assignment.functions))
+    ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
+    if ranked and ranked[0][1] > 0 and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+        return ranked[0][0]
+    return None

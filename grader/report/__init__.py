@@ -1,0 +1,1 @@
+"""Reports: built from results alone, never from the submissions."""

@@ -1,0 +1,160 @@
+"""Grading: one submission end to end, and the pool over a class.
+
+Scores are computed here, in the grader's process, from the plain values the
+worker hands back; nothing a submission does can reach them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from grader.assignment import Assignment
+from grader.checks import Check, CheckFailed
+from grader.compare import DEFAULT_TOLERANCES, Tolerances
+from grader.discover import Submission
+from grader.models import CheckResult, SubmissionResult
+from grader.proxy import Proxy, StudentCallError, StudentRaised, StudentSession
+from grader.sandbox import Limits, Slot, SlotPool
+from grader.source import SourceError, forbidden_imports, load
+
+INTERNAL_ERROR = "grader.internal_error"
+
+
+@dataclass
+class RunOptions:
+    limits: Limits = field(default_factory=Limits)
+    tolerances: Tolerances = DEFAULT_TOLERANCES
+    jobs: int = 2
+    sandbox: str = "none"
+    hide: list[Path] = field(default_factory=list)
+
+
+def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckResult:
+    """Run one check; whatever happens, return its result."""
+    import numpy as np
+
+    start = time.perf_counter()
+    passed, message, codes, details = False, "", [], {}
+    try:
+        check.call(student=student, oracle=oracle, rng=np.random.default_rng(check.seed), tolerance=tolerances)
+        passed = True
+    except CheckFailed as failure:
+        message, codes, details = failure.message, failure.diagnoses, failure.details
+    except StudentCallError as failure:
+        message, codes = failure.message, [failure.code]
+    except StudentRaised as failure:
+        message = failure.message
+        if failure.type_name == "NotImplementedError":
+            message = f"{check.function} is not implemented yet ({failure.message})"
+    except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
+        message, codes = f"the grader failed in this check ({type(exc).__name__}: {exc})", [INTERNAL_ERROR]
+    return CheckResult(
+        id=check.id, function=check.function, kind=check.kind, visibility=check.visibility,
+        passed=passed, score=check.points if passed else 0.0, max_score=check.points,
+        message=message[:2000], diagnoses=sorted(set(codes)), description=check.description,
+        details=details, seconds=round(time.perf_counter() - start, 4),
+    )
+
+
+def error_result(sub: Submission, assignment: Assignment, code: str, message: str) -> SubmissionResult:
+    return SubmissionResult(
+        student=sub.student, source=sub.relative(sub.main) if sub.main else sub.relative(sub.root),
+        status="error", score=0.0, max_score=assignment.max_score, diagnoses=[code], message=message,
+        files=[sub.relative(f) for f in sub.files], content_hash=sub.content_hash(), notes=list(sub.notes),
+    )
+
+
+def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle,
+                     options: RunOptions) -> SubmissionResult:
+    started = time.perf_counter()
+    if sub.root.is_symlink():
+        return error_result(sub, assignment, "submission.unreadable",
+                            f"{sub.relative(sub.root)} is a symbolic link; links are not followed")
+    if sub.main is None:
+        return error_result(sub, assignment, "submission.empty",
+                            f"{sub.relative(sub.root)} holds no .py or .ipynb file")
+    display = sub.relative(sub.main)
+    try:
+        code = load(sub.main, display)
+    except SourceError as exc:
+        return error_result(sub, assignment, exc.code, exc.message)
+
+    banned = forbidden_imports(code.text, list(assignment.forbidden_imports))
+    workdir = slot.new_workdir(sub.copies())
+    session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits)
+    try:
+        report = session.start()
+        student = Proxy(session.call, list(assignment.functions))
+        checks = [run_check(c, student, oracle, options.tolerances) for c in assignment.checks]
+    finally:
+        session.close()
+        slot.cleanup(workdir)
+
+    diagnoses = {d for c in checks for d in c.diagnoses}
+    notes = list(sub.notes) + list(code.notes) + report.notes
+    blocked = sorted(session.blocked_imports | {name for name, _ in banned})
+    if blocked:
+        diagnoses.add("submission.forbidden_import")
+        lines = ", ".join(f"{name} ({code.where(line)})" for name, line in banned)
+        notes.append("Imports the assignment forbids were refused: " + (lines or ", ".join(blocked)))
+    if code.skipped_cells:
+        diagnoses.add("submission.syntax_error")
+    missing = [f for f in assignment.functions if report.functions.get(f, "missing") != "function"]
+    if missing and report.failure is None:
+        notes.append("Not defined: " + ", ".join(missing))
+    score = sum(c.score for c in checks)
+    return SubmissionResult(
+        student=sub.student, source=display, status="graded", score=round(score, 6),
+        max_score=assignment.max_score, diagnoses=sorted(diagnoses), checks=checks,
+        message=f"{score:g} / {assignment.max_score:g}", files=[sub.relative(f) for f in sub.files],
+        content_hash=sub.content_hash(), load_mode=report.mode, notes=notes,
+        functions=report.functions, forbidden_imports=blocked, output=session.output.text,
+        output_dropped_bytes=session.output.dropped, seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: RunOptions,
+              on_result: Callable[[SubmissionResult], None]) -> None:
+    """Grade `subs` on `options.jobs` slots; `on_result` is called as each finishes.
+    Ctrl-C stops at once; what finished has been handed to `on_result`."""
+    stopping = threading.Event()
+    pool = SlotPool(max(1, options.jobs), options.sandbox, options.hide, list(assignment.forbidden_imports))
+
+    def task(sub: Submission) -> None:
+        if stopping.is_set():
+            return
+        slot = pool.acquire()
+        try:
+            try:
+                result = grade_submission(sub, assignment, slot, oracle, options)
+            except Exception as exc:  # noqa: BLE001 - one submission never stops the run
+                if stopping.is_set():
+                    return
+                result = error_result(sub, assignment, "submission.crashed",
+                                      f"grading stopped with an internal error: {type(exc).__name__}: {exc}")
+                result.diagnoses.append(INTERNAL_ERROR)
+        finally:
+            pool.release(slot)
+        if not stopping.is_set():
+            on_result(result)
+
+    executor = ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="grade")
+    try:
+        pending = {executor.submit(task, sub) for sub in subs}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+    except KeyboardInterrupt:
+        stopping.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        pool.close()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
