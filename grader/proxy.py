@@ -74,6 +74,7 @@ class StudentSession:
         self.blocked_imports: set[str] = set()
         self.timeouts: dict[str, int] = {}
         self.last_mutated: list = []
+        self.last_seconds: float | None = None
         self.calls = 0
 
     # -------------------------------------------------------------- loading
@@ -170,7 +171,9 @@ class StudentSession:
             except codec.CodecError as exc:
                 raise StudentCallError("submission.bad_return", f"{function} returned {exc}") from None
             mutated = reply.get("mutated")
-            self.last_mutated = list(mutated) if isinstance(mutated, list) else []
+            self.last_mutated = [m for m in mutated if type(m) in (int, str)] if isinstance(mutated, list) else []
+            seconds = reply.get("seconds")
+            self.last_seconds = float(seconds) if type(seconds) in (int, float) else None
             return value
         return self._failure(function, reply)
 
@@ -211,11 +214,23 @@ class StudentSession:
 
 
 class Proxy:
-    """Attribute access to the student's functions: `student.relu_forward(x)`."""
+    """Attribute access to the student's functions: `student.relu_forward(x)`.
 
-    def __init__(self, caller, functions: list[str]):
+    Two reserved methods report on the last successful call, as the worker measured
+    it: `_mutated_inputs()` (positions or keyword names of array arguments the
+    function wrote into) and `_seconds()` (the call's duration inside the worker).
+    """
+
+    def __init__(self, caller, functions: list[str], session=None):
         self._caller = caller
         self._functions = set(functions)
+        self._session = session
+
+    def _mutated_inputs(self) -> list:
+        return list(self._session.last_mutated) if self._session is not None else []
+
+    def _seconds(self) -> float | None:
+        return self._session.last_seconds if self._session is not None else None
 
     def __getattr__(self, name: str):
         if name.startswith("_") or name not in self._functions:

@@ -89,7 +89,7 @@ def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle
     session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits)
     try:
         report = session.start()
-        student = Proxy(session.call, list(assignment.functions))
+        student = Proxy(session.call, list(assignment.functions), session)
         checks = [run_check(c, student, oracle, options.tolerances) for c in assignment.checks]
     finally:
         session.close()

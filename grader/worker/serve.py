@@ -12,6 +12,7 @@ import io
 import os
 import resource
 import sys
+import time
 import traceback
 import types
 
@@ -140,6 +141,7 @@ class Worker:
             return {"ok": False, "kind": "internal", "message": str(exc)}, []
         before = [(key, value.copy()) for key, value in _arrays_in(args, kwargs)]
         _renew_cpu_budget(float(header.get("cpu_seconds", 10)))
+        started = time.perf_counter()
         try:
             value = fn(*args, **kwargs)
         except MemoryError:
@@ -148,6 +150,7 @@ class Worker:
             return {"ok": False, "kind": "exit", "message": f"{name} tried to exit ({type(exc).__name__})"}, []
         except BaseException as exc:  # noqa: BLE001
             return {"ok": False, **describe_exception(exc, None)}, []
+        seconds = time.perf_counter() - started
         mutated = [key for key, copy in before if not _same(copy, _lookup(args, kwargs, key))]
         try:
             tree, out = codec.encode(value)
@@ -157,7 +160,7 @@ class Worker:
             return {"ok": False, "kind": "memory", "message": f"{name} returned more than fits in memory"}, []
         if sum(map(len, out)) > codec.MAX_TOTAL_BYTES // 2:
             return {"ok": False, "kind": "bad_return", "message": f"{name} returned an enormous value"}, []
-        return {"ok": True, "value": tree, "mutated": mutated}, out
+        return {"ok": True, "value": tree, "mutated": mutated, "seconds": seconds}, out
 
 
 def describe_exception(exc: BaseException, display_name: str | None) -> dict:
