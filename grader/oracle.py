@@ -61,8 +61,8 @@ class ReferenceOracle:
     """`oracle.conv2d_forward(x, w, b)` -> the reference's answer, memoised (thread-safe).
     Results are read-only arrays: a check cannot corrupt another check's expectation."""
 
-    def __init__(self, module_name: str):
-        self.module = importlib.import_module(module_name)
+    def __init__(self, module):
+        self.module = importlib.import_module(module) if isinstance(module, str) else module
         self._memo: dict[str, object] = {}
         self._lock = threading.Lock()
 

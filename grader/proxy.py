@@ -26,7 +26,7 @@ from grader.worker import codec
 
 # After this many timeouts of one function, its later calls fail at once: a
 # function that hangs must not cost the whole class's run minutes.
-MAX_TIMEOUTS_PER_FUNCTION = 2
+MAX_TIMEOUTS_PER_FUNCTION = 1
 
 
 class StudentCallError(Exception):
@@ -81,14 +81,14 @@ class StudentSession:
     def start(self) -> LoadReport:
         """Run the module's top level; where it fails or runs too long, fall back to
         its definitions alone, in a fresh worker."""
-        full = self._load(self.code.text)
+        full = self._load(self.code.text, "full")
         if full is None:
             self.report.mode = "full"
             return self.report
         self.report.notes.append(f"The top level of {self.code.display_name} {full}; "
                                  "it was graded from its definitions alone (imports, functions, "
                                  "classes, constants).")
-        reduced = self._load(self.code.definitions_only())
+        reduced = self._load(self.code.definitions_only(), "definitions")
         if reduced is None:
             self.report.mode = "definitions"
             return self.report
@@ -98,11 +98,11 @@ class StudentSession:
             "submission.crashed", f"{self.code.display_name} could not be loaded: {reduced}")
         return self.report
 
-    def _load(self, source: str) -> str | None:
+    def _load(self, source: str, mode: str) -> str | None:
         """Load `source` in a new worker; None on success, else what went wrong."""
         self._kill()
         self.worker = self.slot.spawn(self.workdir, self.limits, self.output)
-        header = {"op": "load", "source": source, "display_name": self.code.display_name,
+        header = {"op": "load", "mode": mode, "source": source, "display_name": self.code.display_name,
                   "module_name": self.code.module_name, "file_name": self.code.display_name,
                   "functions": self.functions}
         try:
@@ -117,6 +117,8 @@ class StudentSession:
         if reply.get("ok") is True and isinstance(reply.get("functions"), dict):
             self.report.functions = {str(k): str(v) for k, v in reply["functions"].items()
                                      if k in self.functions}
+            if mode == "definitions":
+                self._note_skipped(reply.get("skipped"))  # only noted on the first load
             return None
         self._kill()
         kind = reply.get("kind")
@@ -142,7 +144,8 @@ class StudentSession:
                                    f"{function} was not called again: it ran past "
                                    f"{self.limits.call_timeout:g} s on earlier checks")
         if self.worker is None or self.worker.dead:
-            again = self._load(self.code.text if self.report.mode == "full" else self.code.definitions_only())
+            again = self._load(self.code.text, "full") if self.report.mode == "full" \
+                else self._load(self.code.definitions_only(), "definitions")
             if again is not None:
                 raise StudentCallError("submission.crashed", f"the submission could not be restarted: {again}")
         try:
@@ -197,6 +200,15 @@ class StudentSession:
                                 self.code.where(line))
         self._kill()
         raise StudentCallError("submission.crashed", f"{function}: the worker sent an invalid reply")
+
+    def _note_skipped(self, skipped) -> None:
+        if not isinstance(skipped, list) or self.report.mode != "none":
+            return
+        for item in skipped[:20]:
+            if isinstance(item, dict) and isinstance(item.get("line"), int):
+                self.report.notes.append(
+                    f"The statement at {self.code.where(item['line'])} failed "
+                    f"({str(item.get('type'))[:80]}: {str(item.get('message'))[:200]}) and was left out.")
 
     def _note_blocked(self, reply: dict) -> None:
         blocked = reply.get("blocked_imports")

@@ -8,6 +8,7 @@ value as untrusted plain data.
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import resource
@@ -108,13 +109,27 @@ class Worker:
 
     # -- load ----------------------------------------------------------------
     def load(self, header):
+        """Run the module's code. In "definitions" mode the source is already reduced
+        to definitions, and each statement runs on its own: one that fails (an import
+        of a plotting library, say) is left out and the rest still loads."""
         module = types.ModuleType(header["module_name"])
         module.__file__ = os.path.join(os.getcwd(), header["file_name"])
         # Registered under the file's own name, so `import cnn_layers` from a helper works.
         sys.modules[header["module_name"]] = module
+        skipped = []
         try:
-            code = compile(header["source"], header["display_name"], "exec", dont_inherit=True)
-            exec(code, module.__dict__)
+            if header.get("mode") == "definitions":
+                tree = ast.parse(header["source"], header["display_name"])
+                for node in tree.body:
+                    code = compile(ast.Module([node], []), header["display_name"], "exec", dont_inherit=True)
+                    try:
+                        exec(code, module.__dict__)
+                    except Exception as exc:  # noqa: BLE001 - leave this statement out, go on
+                        skipped.append({"line": node.lineno, "type": type(exc).__name__,
+                                        "message": str(exc)[:300]})
+            else:
+                code = compile(header["source"], header["display_name"], "exec", dont_inherit=True)
+                exec(code, module.__dict__)
         except MemoryError:
             return {"ok": False, "kind": "memory", "message": "ran out of memory while loading"}
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
@@ -126,7 +141,7 @@ class Worker:
         for name in header["functions"]:
             obj = module.__dict__.get(name)
             found[name] = "missing" if obj is None else ("function" if callable(obj) else "not_callable")
-        return {"ok": True, "functions": found}
+        return {"ok": True, "functions": found, "skipped": skipped}
 
     # -- call ----------------------------------------------------------------
     def call(self, header, buffers):

@@ -1,0 +1,9 @@
+import numpy as np
+
+
+def scale(x, k):
+    return x * k
+
+
+def relu_forward(x)
+    return np.maximum(x, 0)
