@@ -153,7 +153,7 @@ def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: R
     except KeyboardInterrupt:
         stopping.set()
         executor.shutdown(wait=False, cancel_futures=True)
-        pool.close()
+        pool.close()  # kills the running workers: their threads return at once
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

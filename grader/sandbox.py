@@ -243,6 +243,15 @@ class Zygote:
         return self.proc.poll() is None
 
     def close(self) -> None:
+        """Kill every process the zygote started, then the zygote itself."""
+        if self.alive():
+            try:
+                with self._lock:
+                    self.ctl.sendall(json.dumps({"op": "sweep"}).encode())
+                    self.ctl.settimeout(2.0)
+                    self.ctl.recv(1 << 16)
+            except OSError:
+                pass
         try:
             self.ctl.close()
         finally:

@@ -24,17 +24,22 @@ import socket
 import sys
 import time
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
 
 
 def _become_subreaper() -> None:
     """Orphans of a worker (a daemon that double-forked) re-parent to us, not to
     init, so that a sweep can still find and kill them."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def _children() -> list[int]:
@@ -64,6 +69,7 @@ class Zygote:
         self.ctl = ctl
         self.serve = serve_module
         self.statuses: dict[int, dict] = {}
+        self.pid = os.getpid()
         self.my_pgid = os.getpgid(0)
 
     def reap(self) -> None:
@@ -123,6 +129,9 @@ class Zygote:
         if pid == 0:  # the worker
             try:
                 os.setsid()
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote gone, the worker goes too
+                if os.getppid() != self.pid:
+                    os._exit(70)  # it went before we could ask
                 self.ctl.close()
                 os.dup2(out_fd, 1)
                 os.dup2(out_fd, 2)
