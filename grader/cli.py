@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", type=Path, help="a folder of submissions (one sub-folder or file per "
-                        "student), or a single .py / .ipynb file")
+                        "student), a class zip (Canvas, Moodle), or a single .py / .ipynb file")
     parser.add_argument("--assignment", "-a", metavar="NAME",
                         help="the assignment (cnn, rnn); left out, it is inferred from the files")
     parser.add_argument("--out", "-o", type=Path, default=Path("reports"), metavar="DIR",
@@ -78,6 +79,31 @@ def main(argv: list[str] | None = None) -> int:
 
 def grade(args) -> int:
     from grader.assignment import available
+
+    _positive(args.jobs, "--jobs")
+    _positive(args.timeout, "--timeout")
+    _positive(args.load_timeout, "--load-timeout")
+    _positive(args.memory, "--memory")
+    assignments = available()
+    with tempfile.TemporaryDirectory(prefix="nngrade-class-") as scratch:
+        path, warnings = args.path, []
+        if path.suffix.lower() == ".zip" and path.is_file():
+            path, warnings = _extract_class(path, Path(scratch), {a.file_name for a in assignments.values()})
+        return _grade_path(args, path, assignments, warnings)
+
+
+def _extract_class(zip_path: Path, scratch: Path, contract_files: set[str]) -> tuple[Path, list[str]]:
+    from grader.classzip import ClassZipError, extract, single_top_folder
+
+    try:
+        refused = extract(zip_path, scratch)
+    except ClassZipError as exc:
+        raise UsageError(str(exc)) from None
+    warnings = [f"{zip_path.name}: refused {item}" for item in refused]
+    return single_top_folder(scratch, contract_files), warnings
+
+
+def _grade_path(args, path: Path, assignments: dict, warnings: list[str]) -> int:
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
     from grader.oracle import ReferenceOracle
@@ -86,16 +112,10 @@ def grade(args) -> int:
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
     from grader.store import ResultStore
 
-    _positive(args.jobs, "--jobs")
-    _positive(args.timeout, "--timeout")
-    _positive(args.load_timeout, "--load-timeout")
-    _positive(args.memory, "--memory")
-    path = args.path
     try:
         subs = discover(path)
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
-    assignments = available()
     name = args.assignment or detect_assignment(subs, assignments)
     if name is None:
         raise UsageError(f"cannot tell which assignment {path} is; pass --assignment "
@@ -115,6 +135,8 @@ def grade(args) -> int:
         sandbox, warning = resolve_sandbox(args.sandbox)
     except SandboxUnavailable as exc:
         raise UsageError(str(exc)) from None
+    if warning:
+        warnings.append(warning)
     out = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -123,8 +145,10 @@ def grade(args) -> int:
     store = ResultStore(out, assignment.name, args.resume)
     options = RunOptions(
         limits=Limits(memory_mb=args.memory, call_timeout=args.timeout, load_timeout=args.load_timeout),
-        jobs=args.jobs, sandbox=sandbox, hide=[path.resolve() if path.is_dir() else path.resolve().parent,
-                                               out.resolve()],
+        jobs=args.jobs, sandbox=sandbox,
+        # bubblewrap hides the class (each worker gets a copy of its own files) and the output.
+        hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
+              out.resolve()],
     )
     todo = []
     for sub in subs:
@@ -153,19 +177,19 @@ def grade(args) -> int:
         run = RunResult(
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            submissions=finished, sandbox=sandbox, warnings=[warning] if warning else [],
+            submissions=finished, sandbox=sandbox, warnings=warnings,
             max_score=assignment.max_score,
         )
         store.write(run)
         write_reports(run, out)
     if interrupted:
         raise KeyboardInterrupt
-    if path.is_file() and run.submissions:
+    if args.path.is_file() and args.path.suffix != ".zip" and run.submissions:
         print_summary(run.submissions[0])
     elapsed = time.monotonic() - started
     errors = sum(s.status == "error" for s in run.submissions)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
           f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
           f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")

@@ -2,24 +2,32 @@
 grade and the files that travel with it.
 
 PATH is a folder holding one sub-folder per student (`alice/cnn_layers.py`) or one
-file per student (`bob.py`, `carol.ipynb`), or a single `.py` / `.ipynb` file.
-Hidden files, `__pycache__` and `.ipynb_checkpoints` are ignored; symbolic links
-are never followed.
+file per student (`bob.py`, `carol.ipynb`), a single `.py` / `.ipynb` file, or a
+class download as a zip (see `grader.classzip`). Learning-platform names are
+understood: Canvas's flat `lastname_12345_67890_cnn_layers.py` (files of one
+student grouped, the original names restored) and Moodle's folders
+`Ann Smith_12345_assignsubmission_file_`. Hidden files, `__pycache__` and
+`.ipynb_checkpoints` are ignored; symbolic links are never followed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.source import defined_functions
 
 CODE_SUFFIXES = (".py", ".ipynb")
-IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules"}
+IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules", "__MACOSX"}
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_TOTAL_BYTES = 50 * 1024 * 1024
+# Canvas: name[_LATE]_userid_submissionid_original.py; a resubmission may add "-1" to the original name.
+CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<original>.+)$")
+CANVAS_RESUBMIT = re.compile(r"^(?P<stem>.+?)-\d+(?P<suffix>\.\w+)$")
+MOODLE = re.compile(r"^(?P<name>.+?)_\d+_assign(?:submission|feedback)_\w*$")
 
 
 class DiscoveryError(Exception):
@@ -34,6 +42,12 @@ class Submission:
     files: list[Path] = field(default_factory=list)  # every regular file, absolute
     main: Path | None = None
     notes: list[str] = field(default_factory=list)
+    aliases: dict[Path, str] = field(default_factory=dict)  # file -> its original name (Canvas)
+    account: str = ""  # the platform's user id, where the file names carry one
+
+    def name_of(self, path: Path) -> str:
+        """The file's name as the student gave it."""
+        return self.aliases.get(path, path.name)
 
     @property
     def is_folder(self) -> bool:
@@ -51,6 +65,8 @@ class Submission:
 
     def copies(self) -> list[tuple[Path, str]]:
         """(file, path inside the worker's folder) for everything that travels along."""
+        if self.aliases:
+            return [(f, self.name_of(f)) for f in self.files]
         if not self.is_folder:
             return [(self.root, self.root.name)]
         return [(f, f.relative_to(self.root).as_posix()) for f in self.files]
@@ -116,8 +132,11 @@ def discover(path: Path) -> list[Submission]:
             submissions.setdefault(student, sub)
         elif entry.is_dir():
             notes: list[str] = []
-            sub = Submission(entry.name, entry, path, _walk_files(entry, notes), notes=notes)
-            submissions[entry.name] = sub
+            moodle = MOODLE.match(entry.name)
+            student = moodle["name"] if moodle else entry.name
+            submissions[student] = Submission(student, entry, path, _walk_files(entry, notes), notes=notes)
+        elif CANVAS.match(entry.name) and entry.is_file():
+            _add_canvas_file(submissions, entry, path)
         elif entry.suffix in CODE_SUFFIXES:
             student = entry.stem
             if student in submissions:  # alice.py and alice.ipynb: keep the first, say so
@@ -127,6 +146,28 @@ def discover(path: Path) -> list[Submission]:
     if not submissions:
         raise DiscoveryError(f"{path} holds no submissions (no .py or .ipynb files or student folders)")
     return sorted(submissions.values(), key=lambda s: s.student)
+
+
+def _add_canvas_file(submissions: dict[str, Submission], entry: Path, base: Path) -> None:
+    match = CANVAS.match(entry.name)
+    name, uid = match["name"], match["uid"]
+    original = match["original"]
+    again = CANVAS_RESUBMIT.match(original)
+    if again:
+        original = again["stem"] + again["suffix"]
+    student = name
+    other = submissions.get(student)
+    if other is not None and other.account != uid:
+        student = f"{name}_{uid}"  # two students share a name: the user id tells them apart
+    sub = submissions.get(student)
+    if sub is None:
+        sub = Submission(student, base, base, account=uid)
+        submissions[student] = sub
+    if original in sub.aliases.values():
+        sub.notes.append(f"{entry.name} was ignored: {student} has a newer {original}")
+        return
+    sub.files.append(entry)
+    sub.aliases[entry] = original
 
 
 def _text_of(path: Path) -> str:
@@ -144,7 +185,7 @@ def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> 
     candidates = sub.candidates
     if not candidates:
         return
-    named = [f for f in candidates if f.name == file_name]
+    named = [f for f in candidates if sub.name_of(f) == file_name]
     if named:
         sub.main = min(named, key=lambda f: len(f.parts))
     elif len(candidates) == 1:
@@ -162,7 +203,7 @@ def detect_assignment(subs: list[Submission], assignments: dict) -> str | None:
     """The one assignment the files make clear, by contract file names, else by the
     functions they define; None when it is ambiguous."""
     by_name = {a.file_name: name for name, a in assignments.items()}
-    named = {by_name[f.name] for s in subs for f in s.candidates if f.name in by_name}
+    named = {by_name[s.name_of(f)] for s in subs for f in s.candidates if s.name_of(f) in by_name}
     if len(named) == 1:
         return named.pop()
     if len(named) > 1:

@@ -20,7 +20,7 @@ from grader.discover import Submission
 from grader.models import CheckResult, SubmissionResult
 from grader.proxy import Proxy, StudentCallError, StudentRaised, StudentSession
 from grader.sandbox import Limits, Slot, SlotPool
-from grader.source import SourceError, forbidden_imports, load
+from grader.source import SourceError, forbidden_imports, load, module_name_for
 
 INTERNAL_ERROR = "grader.internal_error"
 
@@ -83,6 +83,7 @@ def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle
         code = load(sub.main, display)
     except SourceError as exc:
         return error_result(sub, assignment, exc.code, exc.message)
+    code.module_name = module_name_for(Path(sub.name_of(sub.main)))  # Canvas renames files
 
     banned = forbidden_imports(code.text, list(assignment.forbidden_imports))
     workdir = slot.new_workdir(sub.copies())

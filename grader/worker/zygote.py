@@ -213,6 +213,7 @@ def main(ctl_fd: int, toolkit_root: str) -> None:
     from grader.worker import serve  # loaded before the scrub, kept by reference
 
     _scrub_imports(toolkit_root)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a grader killed with SIGKILL leaves no zygote behind
     _become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     Zygote(ctl, serve).serve_forever()

@@ -1,0 +1,165 @@
+"""Building blocks shared by the assignments' checks: results that must be float
+arrays, inputs that must stay untouched, and the evidence that names a mistake.
+
+A mistake model is the output a known mistake would produce on the same inputs
+(the flipped kernel: the reference applied to w[::-1, ::-1]). A diagnosis fires only
+when the student's output matches its model where the correct output does not:
+
+    evidence = Evidence(tolerance)
+    for case in CASES:
+        evidence.compare(student.f(*case), oracle.f(*case), "y", mistakes.f_models(oracle, *case))
+    evidence.verdict()          # raises CheckFailed with the first mismatch and the codes
+
+Over several cases a code must fit every case where its model makes a prediction
+(a student whose output matches "stride ignored" in one case but not in another
+does not ignore the stride) and explain at least one failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from grader.checks import CheckFailed
+from grader.compare import BAD_RETURN, DEFAULT_TOLERANCES, Tolerances, expect_array, expect_close, is_close
+from grader.diagnoses import register
+
+MUTATED = "input.mutated"
+register(MUTATED, "A function wrote into one of its input arrays.",
+         "Layers must leave their inputs (dy included) as they found them: compute into new "
+         "arrays (x - m, not x -= m; np.pad and .copy() make new ones) instead of changing "
+         "the caller's data in place.")
+
+# A student's output fits a mistake model within this factor of the value tolerance:
+# a float32 implementation of a mistake is as far from the float64 model as a float32
+# implementation of the truth is from the reference (~1e-5), well inside it.
+MODEL_SLACK = 10.0
+
+
+def model_rtol(tolerance: Tolerances) -> float:
+    return MODEL_SLACK * tolerance.value_rtol
+
+
+def expect_floats(value, name: str, shape: tuple | None = None) -> np.ndarray:
+    """A finite ndarray of a floating dtype (float32 and float64 both welcome)."""
+    arr = expect_array(value, name, shape)
+    if arr.dtype.kind != "f":
+        raise CheckFailed(f"{name} has dtype {arr.dtype}; a layer's results should be floating point "
+                          "(e.g. float64)", [BAD_RETURN])
+    return arr
+
+
+def expect_untouched(student, function: str, arg_names: tuple[str, ...]) -> None:
+    """Fail with input.mutated if the last call wrote into any of its array arguments."""
+    written = student._mutated_inputs()
+    if not written:
+        return
+    names = [arg_names[w] if isinstance(w, int) and 0 <= w < len(arg_names) else str(w) for w in written]
+    raise CheckFailed(f"{function} changed its input{'s' if len(names) > 1 else ''} "
+                      f"{', '.join(names)} in place", [MUTATED], {"mutated": names})
+
+
+def fits(got, model, rtol: float, atol: float = DEFAULT_TOLERANCES.value_atol) -> bool:
+    """Does `got` match the model's output (same shape, close values)?"""
+    if model is None:
+        return False
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    model = np.asarray(model, dtype=np.float64)
+    return got.shape == model.shape and bool(np.all(np.isfinite(got))) and is_close(got, model, rtol, atol)
+
+
+@dataclass
+class Evidence:
+    """Outcomes of several comparisons in one check, and which mistake models explain them."""
+
+    tolerance: Tolerances = DEFAULT_TOLERANCES
+    failure: CheckFailed | None = None
+    cases: list[tuple[bool, dict[str, bool]]] = field(default_factory=list)
+
+    def compare(self, got, expected, name: str, models: dict[str, list] | None = None,
+                rtol: float | None = None, prefix: str = "") -> bool:
+        """Record one comparison; True if it passed. `models` maps a code to the outputs
+        its mistake would produce here (any of them fits; None: no prediction)."""
+        models = models or {}
+        rtol = self.tolerance.value_rtol if rtol is None else rtol
+        failure = None
+        try:
+            expect_close(got, expected, name, rtol, self.tolerance.value_atol)
+        except CheckFailed as exc:
+            failure = exc
+            if prefix:
+                failure.message = f"{prefix}: {failure.message}"
+        tol = max(model_rtol(self.tolerance), rtol)
+        fitted = {}
+        for code, outputs in models.items():
+            predictions = [o for o in outputs if o is not None]
+            if predictions:
+                fitted[code] = any(fits(got, o, tol) for o in predictions)
+        self.cases.append((failure is not None, fitted))
+        if failure is not None and self.failure is None:
+            self.failure = failure
+        return failure is None
+
+    def fail(self, failure: CheckFailed, models: dict[str, bool] | None = None) -> None:
+        """Record a failure found by other means, with the codes that explain it."""
+        self.cases.append((True, dict(models or {})))
+        if self.failure is None:
+            self.failure = failure
+
+    def codes(self) -> list[str]:
+        """Codes that fit every case where they predict, and explain at least one failure."""
+        names = {code for _, fitted in self.cases for code in fitted}
+        found = []
+        for code in sorted(names):
+            consistent = all(fitted.get(code, True) for _, fitted in self.cases)
+            explains = any(failed and fitted.get(code) for failed, fitted in self.cases)
+            if consistent and explains:
+                found.append(code)
+        return found
+
+    def verdict(self, details: dict | None = None) -> None:
+        """Raise the first failure, its codes replaced by the mistakes that explain the
+        evidence (a wrong shape that a known mistake explains is that mistake, not a
+        bad return)."""
+        if self.failure is None:
+            return
+        codes = self.codes()
+        failure = self.failure
+        merged = {**failure.details, **(details or {})}
+        raise CheckFailed(failure.message, codes or failure.diagnoses, merged)
+
+
+def relative_errors(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, float]:
+    """Relative error per named array, for the report (shapes already checked)."""
+    from grader.compare import relative_error
+
+    return {name: float(relative_error(got[name], expected[name])) for name in expected}
+
+
+def int_sequence(value, length: int, name: str, low: int = 0, high: int | None = None) -> list[int]:
+    """A list, tuple or 1-D array of `length` integers (Python or NumPy) in [low, high)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise CheckFailed(f"{name} should be 1-D, got shape {value.shape}", [BAD_RETURN])
+        items = list(value)
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise CheckFailed(f"{name} should be a list of ints, got {type(value).__name__}", [BAD_RETURN])
+    if len(items) != length:
+        raise CheckFailed(f"{name} holds {len(items)} values, expected {length}", [BAD_RETURN])
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, (float, np.floating)) and float(item).is_integer():
+            item = int(item)
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise CheckFailed(f"{name}[{i}] is {item!r}; expected an int", [BAD_RETURN])
+        item = int(item)
+        if item < low or (high is not None and item >= high):
+            raise CheckFailed(f"{name}[{i}] is {item}, outside [{low}, {high})", [BAD_RETURN])
+        out.append(item)
+    return out

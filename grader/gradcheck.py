@@ -1,0 +1,222 @@
+"""Directional finite differences: is a backward pass the derivative of a forward pass?
+
+For a forward pass y = f(p, ...) and an upstream gradient v (the `dy` a backward
+pass is given), the backward pass returns g = J^T v, the gradient of the scalar
+phi(p) = v . f(p). For any unit direction u in p's space
+
+    g . u  =  v . (J u)  ~  (phi(p + h u) - phi(p - h u)) / (2 h)      (central difference)
+
+so each direction costs two forward calls, however large p is: the number of
+forward calls never grows with the number of parameters (a handful per gradient,
+where perturbing one entry at a time would cost two calls per entry).
+
+Two directions per gradient:
+- g's own direction u = g / |g|: the derivative there is as large as it gets
+  (|g| when g is right), so round-off cannot swamp the comparison;
+- one random direction: it sees any part of the error that is orthogonal to g
+  (a g that is a wrong multiple of the truth fails the first direction, a g that
+  is rotated away from it fails the second).
+
+Everything is computed in float64. A forward pass that computes in float32 makes
+phi itself noisy; `directional_errors` subtracts an estimate of that round-off
+(`NOISE_FACTOR` machine epsilons of the forward's dtype per unit of sum |v * y|)
+before calling a difference an error, and `backward_matches_forward` falls back to
+the reference forward when a student's own forward is too imprecise to judge by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from grader.checks import CheckFailed
+from grader.compare import DEFAULT_TOLERANCES, Tolerances, is_close
+from grader.proxy import StudentCallError, StudentRaised
+
+# Rounding error of a forward pass, in machine epsilons per unit of sum |v * y|: a
+# layer's output sums tens of products, whose round-off partly cancels; 64 leaves
+# room for sums of a few hundred terms.
+NOISE_FACTOR = 64.0
+# Steps, relative to the largest entry of the perturbed input: near eps^(1/3) of the
+# dtype, where the truncation error (h^2) of a smooth forward and its round-off
+# (eps / h) are both small. Piecewise-linear forwards (ReLU, max pooling) need
+# steps below the distance to the nearest kink; their checks pass smaller ones.
+STEP_FLOAT64 = 1e-5
+STEP_FLOAT32 = 3e-3
+# Differences of a float32 forward are accurate to ~1e-4 relative at best; a
+# correct backward measured this way stays far below 1e-2, every gradient mistake
+# we know of (a missing term, a wrong factor, a transposition) far above.
+FD_RTOL_FLOAT32 = 1e-2
+
+Phi = Callable[[dict], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Directional:
+    """One gradient's comparison: `error` is the largest relative error over its
+    directions, after round-off; `analytic` (g . u) and `numeric` (the central
+    differences) per direction, for the report."""
+
+    name: str
+    error: float
+    analytic: tuple[float, ...]
+    numeric: tuple[float, ...]
+
+
+def contraction(upstream: np.ndarray | None, output) -> tuple[float, float]:
+    """phi = v . y and sum |v * y| (the scale of phi's round-off), in float64.
+    `upstream` None means the output is already the scalar phi (a loss)."""
+    y = np.asarray(output, dtype=np.float64)
+    if upstream is None:
+        return float(y), float(abs(y))
+    terms = np.asarray(upstream, dtype=np.float64) * y
+    return float(terms.sum()), float(np.abs(terms).sum())
+
+
+def step_for(p: np.ndarray, relative_step: float) -> float:
+    """The absolute step h for input p: relative to its largest entry (at least 1)."""
+    top = float(np.max(np.abs(p))) if p.size else 0.0
+    return relative_step * max(1.0, top)
+
+
+def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+                       rng: np.random.Generator, relative_step: float = STEP_FLOAT64,
+                       eps: float = float(np.finfo(np.float64).eps)) -> dict[str, Directional]:
+    """Compare each gradient in `grads` with central differences of `phi` along two unit
+    directions in that input's space. `phi(inputs) -> (value, scale)`, see `contraction`.
+
+    Forward calls: four per gradient (two directions, two sides), independent of sizes.
+    Relative error of a gradient g: max over directions of
+        max(0, |fd - g.u| - noise) / max(|g|, |fd|)
+    where noise = NOISE_FACTOR * eps * (scale+ + scale-) / (2 h) is the round-off of fd.
+    """
+    base = {name: np.asarray(value, dtype=np.float64) for name, value in inputs.items()}
+    out = {}
+    for name, grad in grads.items():
+        p = base[name]
+        g = np.asarray(grad, dtype=np.float64)
+        h = step_for(p, relative_step)
+        norm = float(np.linalg.norm(g))
+        directions = [g / norm] if norm > 0 else [_unit(rng, p.shape)]
+        directions.append(_unit(rng, p.shape))
+        analytic, numeric, errors = [], [], []
+        for u in directions:
+            plus, plus_scale = phi({**base, name: p + h * u})
+            minus, minus_scale = phi({**base, name: p - h * u})
+            fd = (plus - minus) / (2.0 * h)
+            noise = NOISE_FACTOR * eps * (plus_scale + minus_scale) / (2.0 * h)
+            an = float(np.sum(g * u))
+            scale = max(norm, abs(fd))
+            excess = max(0.0, abs(fd - an) - noise)
+            errors.append(excess / scale if scale > 0 else 0.0)
+            analytic.append(an)
+            numeric.append(fd)
+        out[name] = Directional(name, max(errors), tuple(analytic), tuple(numeric))
+    return out
+
+
+def _unit(rng: np.random.Generator, shape) -> np.ndarray:
+    r = rng.standard_normal(shape)
+    n = float(np.linalg.norm(r))
+    return r / n if n > 0 else r
+
+
+@dataclass
+class Verdict:
+    """The outcome of `backward_matches_forward`."""
+
+    errors: dict[str, float]
+    tolerance: float
+    source: str  # "own" (the student's forward) or "reference"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(e <= self.tolerance for e in self.errors.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{name}: {err:.2g}" for name, err in self.errors.items())
+
+
+def backward_matches_forward(own_forward: Callable[[dict], object],
+                             reference_forward: Callable[[dict], object],
+                             inputs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+                             upstream: np.ndarray | None, rng: np.random.Generator,
+                             tolerance: Tolerances = DEFAULT_TOLERANCES,
+                             steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
+    """Directional differences of the student's own forward against their backward.
+
+    `own_forward(inputs)` calls the student's forward (an array, or a scalar loss when
+    `upstream` is None); `reference_forward(inputs)` the reference's. `grads` are the
+    student's gradients for some of `inputs`; `steps` the relative steps for a float64
+    and a float32 forward.
+
+    Each function earns its own credit, so the judge of a backward pass must be a
+    correct derivative: where the student's forward fails or differs from the
+    reference at the base point, the reference forward is differentiated instead;
+    where the student's forward is right but too imprecise to differentiate (float32
+    arithmetic, say) and its differences disagree, the reference forward decides.
+    A correct backward therefore always passes; a wrong one never does.
+    """
+    seed = int(rng.integers(2**31))
+    reference_phi = _phi(reference_forward, upstream)
+    expected = np.asarray(reference_forward(inputs), dtype=np.float64)
+
+    def measure(phi, eps, step):
+        found = directional_errors(phi, inputs, grads, np.random.default_rng(seed), step, eps)
+        return {name: d.error for name, d in found.items()}
+
+    def by_reference(notes):
+        return Verdict(measure(reference_phi, float(np.finfo(np.float64).eps), steps[0]),
+                       tolerance.fd_rtol, "reference", notes)
+
+    try:
+        got = own_forward(inputs)
+    except (StudentCallError, StudentRaised, CheckFailed) as exc:
+        return by_reference([f"your forward pass failed ({_short(exc)}), so the reference forward "
+                             "was differentiated instead"])
+    if not _usable(got, expected, tolerance):
+        return by_reference(["your forward pass differs from the reference, so the reference "
+                             "forward was differentiated instead"])
+    single = _is_single(got)
+    eps = float(np.finfo(np.float32 if single else np.float64).eps)
+    rtol = FD_RTOL_FLOAT32 if single else tolerance.fd_rtol
+    try:
+        own = Verdict(measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0]),
+                      rtol, "own")
+    except (StudentCallError, StudentRaised, CheckFailed) as exc:
+        return by_reference([f"your forward pass failed on a perturbed input ({_short(exc)}), so "
+                             "the reference forward was differentiated instead"])
+    if own.passed:
+        return own
+    checked = by_reference([])
+    if checked.passed:
+        checked.notes.append("the differences of your own forward pass disagreed "
+                             f"({own.summary()}), but those of the reference forward agree: "
+                             "your forward is only approximately right (round-off)")
+        return checked
+    return own
+
+
+def _phi(forward, upstream) -> Phi:
+    return lambda inputs: contraction(upstream, forward(inputs))
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "message", exc))[:200]
+
+
+def _is_single(value) -> bool:
+    dtype = np.asarray(value).dtype
+    return dtype.kind == "f" and dtype.itemsize < 8
+
+
+def _usable(got, expected: np.ndarray, tolerance: Tolerances) -> bool:
+    try:
+        arr = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return (arr.shape == expected.shape and bool(np.all(np.isfinite(arr)))
+            and is_close(arr, expected, tolerance.value_rtol, tolerance.value_atol))
