@@ -2,7 +2,8 @@
 
 Times forward + backward of ``reference.cnn.conv2d_*`` on three workloads and of
 ``reference.cnn.maxpool_*`` on one, and prints a table of the median times over
-several repeats (after a warm-up), next to a baseline measured in the same run:
+several repeats (in alternating blocks, each after a warm-up), next to a baseline
+measured in the same run:
 
 - torch (when installed): ``torch.nn.functional.conv2d`` / ``max_pool2d`` forward
   plus ``torch.autograd.grad`` on the CPU, ``torch.set_num_threads(2)``, in
@@ -17,6 +18,11 @@ products down; run it without them:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/reference_speed.py
 
 Options: ``--repeats N`` (default 7), ``--baseline naive`` to skip torch.
+
+Timings on a shared or virtual machine are noisy: run it a few times. Small
+workloads are sensitive to page faults when glibc hands freed memory back to the
+OS; MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456 in the
+environment avoids that (for both libraries; torch gains more from it).
 """
 
 import argparse
@@ -118,15 +124,22 @@ def naive_pool(x, dy, size, stride):
 # Timing
 # --------------------------------------------------------------------------
 
-def median_ms(reference, baseline, repeats):
-    """Median wall time of both callables in ms; alternated so load hits both alike."""
-    reference(), baseline()  # warm-up: caches, thread pools, lazy imports
+def median_ms(reference, baseline, repeats, rounds=3):
+    """Median wall time in ms of each callable over rounds * repeats calls.
+
+    Each library runs in blocks of `repeats` calls, alternating between the two
+    for `rounds` rounds: within a block only one thread pool (OpenBLAS or torch's
+    OpenMP) is busy, so neither pays for the other's spinning threads, while
+    alternating spreads changes in machine load over both.
+    """
     times = {reference: [], baseline: []}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for fn in (reference, baseline):
-            start = time.perf_counter()
-            fn()
-            times[fn].append(time.perf_counter() - start)
+            fn()  # warm-up: caches, thread pools, lazy imports
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times[fn].append(time.perf_counter() - start)
     return 1e3 * np.median(times[reference]), 1e3 * np.median(times[baseline])
 
 
@@ -162,21 +175,21 @@ def main(argv=None):
     parser.add_argument("--baseline", choices=["auto", "torch", "naive"], default="auto")
     args = parser.parse_args(argv)
 
-    use_torch = args.baseline != "naive"
+    use_torch, why = args.baseline != "naive", "as asked"
     if use_torch:
         try:
             import torch
         except ImportError:
             if args.baseline == "torch":
                 raise
-            use_torch = False
+            use_torch, why = False, "torch not installed"
     if use_torch:
         torch.set_num_threads(2)
         label = f"torch {torch.__version__} CPU, float64, 2 threads"
     else:
-        label = "naive NumPy loop over output pixels (torch not installed)"
-    print(f"baseline: {label}; median of {args.repeats} repeats after a warm-up, "
-          f"forward + backward")
+        label = f"naive NumPy loop over output pixels ({why})"
+    print(f"baseline: {label}; forward + backward, median of 3 x {args.repeats} "
+          f"repeats, each block after a warm-up")
 
     rng = np.random.default_rng(0)
     header = f"| {'workload':<46} | {'reference ms':>12} | {'baseline ms':>11} | {'ratio':>5} |"
