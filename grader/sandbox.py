@@ -302,6 +302,7 @@ class WorkerProcess:
             "max_processes": limits.max_processes,
             "forbidden_imports": forbidden,
             "drop_to_uid": drop_to_uid,
+            "limit_processes": zygote.mode == "bwrap" or drop_to_uid is not None,
             "env": {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir),
                     "LANG": "C.UTF-8", "MPLBACKEND": "Agg"},
         }

@@ -61,11 +61,14 @@ def apply_limits(spec: dict) -> None:
     except (ValueError, OSError):
         pass
     os.chdir(spec["workdir"])
+    if spec.get("limit_processes"):
+        # Counted per user namespace (Linux >= 5.14): inside bubblewrap, or as nobody,
+        # this caps a fork bomb without touching the rest of the machine.
+        limit(resource.RLIMIT_NPROC, int(spec.get("max_processes", 256)))
     uid = spec.get("drop_to_uid")
     if uid is not None and os.geteuid() == 0:
         # As root, the worker becomes an unprivileged user: it can then neither
-        # signal the grader nor write the instructor's files, and RLIMIT_NPROC holds.
-        limit(resource.RLIMIT_NPROC, int(spec.get("max_processes", 256)))
+        # signal the grader nor write the instructor's files.
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
