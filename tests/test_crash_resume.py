@@ -1,0 +1,77 @@
+"""A grader killed with SIGKILL in the middle of a class loses nothing: the journal
+holds every finished student, no process survives it, and --resume finishes the class
+with every student exactly once and no finished student graded twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from toy_assignment import CORRECT
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TOY = (
+    "import sys; sys.path.insert(0, {tests!r}); import grader.assignment as a; from toy_assignment import TOY; "
+    "a.available = lambda: {{'toy': TOY}}; from grader.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def grade_command(cls: Path, out: Path, *extra: str) -> list[str]:
+    code = RUN_TOY.format(tests=str(ROOT / "tests"))
+    return [sys.executable, "-c", code, str(cls), "-a", "toy", "--out", str(out), "--jobs", "1",
+            "--sandbox", "none", "--quiet", *extra]
+
+
+def zygotes() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"grader.worker.zygote" in cmd:
+                found.append(int(entry))
+    return found
+
+
+def test_sigkill_then_resume_grades_everyone_once(tmp_path):
+    cls, out = tmp_path / "class", tmp_path / "out"
+    cls.mkdir()
+    slow = "import time\ntime.sleep(0.4)\n" + CORRECT
+    students = [f"s{i:02d}" for i in range(8)]
+    for name in students:
+        (cls / f"{name}.py").write_text(slow)
+    journal = out / ".nngrade" / "journal-toy.jsonl"
+    before_zygotes = set(zygotes())
+
+    proc = subprocess.Popen(grade_command(cls, out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    finished = {json.loads(line)["student"]: json.loads(line) for line in journal.read_text().splitlines()}
+    assert 3 <= len(finished) < len(students)
+
+    time.sleep(0.5)
+    assert set(zygotes()) - before_zygotes == set(), "a zygote outlived the grader"
+
+    done = subprocess.run(grade_command(cls, out, "--resume"), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    run = json.loads((out / "results.json").read_text())
+    names = [s["student"] for s in run["submissions"]]
+    assert sorted(names) == students  # every student, exactly once
+    by_name = {s["student"]: s for s in run["submissions"]}
+    for name, record in finished.items():
+        assert by_name[name] == record  # kept as recorded, not graded again
+    assert all(s["score"] == 3.0 for s in run["submissions"])
