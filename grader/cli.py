@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  grade examples/submissions/cnn             grade a class (one folder or file per student)\n"
         "  grade cnn_layers.py                        check your own work\n"
-        "  grade subs/ --assignment rnn --jobs 4 --resume\n\n"
+        "  grade subs/ --assignment rnn --jobs 4 --resume\n"
+        "  grade subs/ --gradescope                   also write Gradescope's results.json per student\n"
+        "  grade gradescope-bundle --assignment cnn --out autograder.zip\n"
+        "                                             build Gradescope's autograder zip\n\n"
         "Exit status: 0 when grading ran (whatever the scores), 2 for a usage error, "
         "130 when interrupted (finished students are kept; rerun with --resume).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (default): bubblewrap where it works, else process limits only; "
                         "bwrap: require it; none: process limits only")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    parser.add_argument("--gradescope", action="store_true",
+                        help="also write Gradescope's results.json per student to DIR/gradescope/")
+    parser.add_argument("--gradescope-out", type=Path, metavar="PATH",
+                        help="grading one submission: write its Gradescope results.json to PATH "
+                        "(e.g. /autograder/results/results.json)")
     parser.add_argument("--version", action="version", version=f"nngrade {__version__}")
     return parser
 
@@ -65,6 +73,9 @@ def _positive(value, name):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gradescope-bundle"]:
+        return gradescope_bundle(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return grade(args)
@@ -184,6 +195,13 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str]) -> int
         write_reports(run, out)
     if interrupted:
         raise KeyboardInterrupt
+    if args.gradescope or args.gradescope_out:
+        from grader.report.gradescope import GradescopeError, write_gradescope
+
+        try:
+            write_gradescope(run, out if args.gradescope else None, args.gradescope_out)
+        except GradescopeError as exc:
+            raise UsageError(str(exc)) from None
     if args.path.is_file() and args.path.suffix != ".zip" and run.submissions:
         print_summary(run.submissions[0])
     elapsed = time.monotonic() - started
@@ -193,6 +211,29 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str]) -> int
     print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
           f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
           f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+    return EXIT_OK
+
+
+def gradescope_bundle(argv: list[str]) -> int:
+    """`grade gradescope-bundle`: Gradescope's autograder zip (setup.sh, run_autograder and
+    the toolkit's source) for one assignment."""
+    from grader.report.gradescope import GradescopeError, build_bundle
+
+    parser = argparse.ArgumentParser(
+        prog="grade gradescope-bundle",
+        description="Build the zip to upload as a Gradescope programming assignment's autograder: "
+        "setup.sh installs this nngrade in Gradescope's container, run_autograder grades "
+        "/autograder/submission and writes /autograder/results/results.json.")
+    parser.add_argument("--assignment", "-a", required=True, metavar="NAME", help="the assignment (cnn, rnn)")
+    parser.add_argument("--out", "-o", type=Path, default=Path("autograder.zip"), metavar="ZIP",
+                        help="where to write the zip (default: autograder.zip)")
+    args = parser.parse_args(argv)
+    try:
+        names = build_bundle(args.assignment, args.out)
+    except (GradescopeError, OSError) as exc:
+        print(f"grade gradescope-bundle: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Wrote {args.out} ({len(names)} files) for '{args.assignment}': upload it as the autograder.")
     return EXIT_OK
 
 

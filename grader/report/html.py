@@ -1,17 +1,20 @@
 """HTML pages from results: one per student and the class overview.
 
-jinja2 with autoescaping everywhere: whatever a student printed or named shows as text.
+jinja2 with autoescaping everywhere (the SVG pictures too): whatever a student
+printed or named shows as text. What the pages show is worked out in
+`grader.report.view`; the templates only lay it out.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections import Counter
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from grader.models import RunResult, SubmissionResult
+from grader.report import view
 from grader.store import write_atomic
 
 _env = Environment(
@@ -19,7 +22,22 @@ _env = Environment(
     autoescape=select_autoescape(["html", "j2"], default=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # A misspelt name in a template fails the tests instead of rendering as nothing.
+    undefined=StrictUndefined,
 )
+
+
+def num(value, digits: int = 4) -> str:
+    """Points and errors without float noise: 2, 0.5, 1.48, 3.2e-09."""
+    if value is None:
+        return "-"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+_env.filters["num"] = num
 
 
 def page_name(student: str) -> str:
@@ -28,23 +46,20 @@ def page_name(student: str) -> str:
     return f"{safe}.html"
 
 
-def by_function(sub: SubmissionResult) -> list[tuple[str, list]]:
-    groups: dict[str, list] = {}
-    for check in sub.checks:
-        groups.setdefault(check.function, []).append(check)
-    return list(groups.items())
-
-
 def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = False) -> str:
+    """A student's page. `student_view` is the student-facing variant (Gradescope, the
+    self-check): hidden checks show their name and result only, and diagnoses that
+    only hidden checks found are left out."""
     return _env.get_template("student.html.j2").render(
-        run=run, sub=sub, groups=by_function(sub), student_view=student_view)
+        run=run, sub=sub, student_view=student_view,
+        functions=view.functions(sub, student_view),
+        diagnoses=view.summary_diagnoses(sub, student_view),
+        load_mode=view.LOAD_MODES.get(sub.load_mode, sub.load_mode),
+    )
 
 
 def render_index(run: RunResult) -> str:
-    order = sorted(run.submissions, key=lambda s: (s.status != "error", s.student))
-    common = Counter(d for s in run.submissions for d in s.diagnoses).most_common()
-    return _env.get_template("index.html.j2").render(run=run, submissions=order, common=common,
-                                                     page_name=page_name)
+    return _env.get_template("index.html.j2").render(run=run, o=view.overview(run), page_name=page_name)
 
 
 def write_reports(run: RunResult, out_dir: Path) -> None:
