@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
     parser.add_argument("--resume", action="store_true",
                         help="keep results already in DIR for students whose files are unchanged")
-    parser.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "none", "spawn"), default="auto",
                         help="auto (default): bubblewrap where it works, else process limits only; "
-                        "bwrap: require it; none: process limits only")
+                        "bwrap: require it; none: forked workers with process limits only; spawn: a "
+                        "fresh interpreter per submission (portable: macOS, Windows)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -142,7 +143,15 @@ def bwrap_works() -> bool:
 
 
 def resolve_sandbox(mode: str) -> tuple[str, str | None]:
-    """-> (effective mode, warning or None)."""
+    """-> (effective mode, warning or None). Modes: bwrap (Linux, the full sandbox),
+    none (forked workers with process limits, Linux), spawn (a fresh interpreter per
+    submission over pipes: any platform, used by the student kit)."""
+    if mode == "spawn":
+        return "spawn", None
+    if not sys.platform.startswith("linux"):
+        if mode == "bwrap":
+            raise SandboxUnavailable("bubblewrap only runs on Linux")
+        return "spawn", None
     if mode == "none":
         return "none", "sandbox disabled (--sandbox none): workers are isolated by process limits only"
     if bwrap_works():
@@ -357,6 +366,103 @@ class WorkerProcess:
                     pass
 
 
+class SpawnedWorker:
+    """A worker in a fresh interpreter, over pipes: the portable path (no fork, no
+    bubblewrap), for the student kit on any platform. Same interface as WorkerProcess."""
+
+    BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from grader.worker.spawned import main; main(sys.argv[1])")
+
+    def __init__(self, workdir: Path, limits: Limits, forbidden: list[str], output: OutputCapture):
+        posix = os.name == "posix"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", self.BOOT, str(TOOLKIT_ROOT)], cwd=str(workdir),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=zygote_environment(),
+            start_new_session=posix,
+            creationflags=0 if posix else getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+        )
+        self.pid = self.proc.pid
+        self.dead = False
+        self._next_id = 0
+        output.attach(os.dup(self.proc.stderr.fileno()))
+        self.proc.stderr.close()
+        self.channel = codec.PipeChannel(self.proc.stdout.fileno(), self.proc.stdin.fileno())
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read_replies, daemon=True).start()
+        spec = {
+            "workdir": str(workdir), "memory_bytes": limits.memory_mb * 1024 * 1024,
+            "file_size_bytes": limits.file_size_mb * 1024 * 1024,
+            "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)), "max_processes": limits.max_processes,
+            "forbidden_imports": forbidden, "drop_to_uid": None, "limit_processes": False,
+            "env": {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), "TMPDIR": str(workdir),
+                    "TEMP": str(workdir), "TMP": str(workdir), "SYSTEMROOT": os.environ.get("SYSTEMROOT", ""),
+                    "LANG": "C.UTF-8", "MPLBACKEND": "Agg"},
+        }
+        try:
+            codec.send_message(self.channel, {"op": "init", "spec": spec})
+        except OSError:
+            pass  # it died at once: the first request will say so
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                self.replies.put(codec.recv_message(self.channel))
+            except Exception as exc:  # noqa: BLE001 - EOF, a bad frame: hand it to the waiter
+                self.replies.put(exc)
+                return
+
+    def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
+        if self.dead:
+            raise WorkerDied({"exit": None})
+        self._next_id += 1
+        header = {**header, "id": self._next_id}
+        deadline = time.monotonic() + timeout
+        try:
+            codec.send_message(self.channel, header, buffers)
+        except OSError:
+            pass  # the reader thread reports how it ended
+        while True:
+            try:
+                item = self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise WorkerTimedOut() from None
+            if isinstance(item, codec.CodecError):
+                self.kill()
+                raise WorkerProtocolError(str(item))
+            if isinstance(item, Exception):
+                try:
+                    code = self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    code = None
+                self.kill()
+                raise WorkerDied({"signal": -code} if code is not None and code < 0 else {"exit": code})
+            reply, out = item
+            if reply.get("id") == self._next_id:
+                return reply, out
+
+    def kill(self) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        try:
+            if os.name == "posix":
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
 # --------------------------------------------------------------------- slots
 class Slot:
     """A job slot: its zygote and a scratch folder where each submission gets a
@@ -369,6 +475,7 @@ class Slot:
         self.forbidden = forbidden
         self.scratch = run_dir / f"slot-{index}"
         self.scratch.mkdir(mode=0o711)
+        os.chmod(self.scratch, 0o711)  # mkdir's mode is filtered by the umask
         self.zygote: Zygote | None = None
         # Outside bubblewrap, a root grader runs workers as nobody, where nobody can
         # still read the interpreter (not so for a Python under /root).
@@ -394,7 +501,9 @@ class Slot:
                 os.chown(path, NOBODY_UID, NOBODY_UID, follow_symlinks=False)
         return workdir
 
-    def spawn(self, workdir: Path, limits: Limits, output: OutputCapture) -> WorkerProcess:
+    def spawn(self, workdir: Path, limits: Limits, output: OutputCapture) -> WorkerProcess | SpawnedWorker:
+        if self.mode == "spawn":
+            return SpawnedWorker(workdir, limits, self.forbidden, output)
         zygote = self.ensure_zygote()
         try:
             return WorkerProcess(zygote, workdir, limits, self.forbidden, output, self.drop_to_uid)

@@ -1,6 +1,7 @@
 """The worker process: loads one submission and answers calls to its functions.
 
-Runs in a child forked by the zygote, already in its own session (process group).
+Runs in a child forked by the zygote (Linux, already in its own session), or in a
+freshly spawned interpreter talking over pipes (`spawned.py`: any platform).
 Everything here is visible to and changeable by student code; that is fine,
 because all the worker can do is send values back, and the grader treats every
 value as untrusted plain data.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import ast
 import io
 import os
-import resource
 import sys
 import time
 import traceback
@@ -20,6 +20,11 @@ import types
 import numpy as np
 
 from grader.worker import codec
+
+try:
+    import resource
+except ImportError:  # Windows: no rlimits; the wall-clock limit still holds
+    resource = None
 
 SUBMISSION_MODULE = "__submission__"
 
@@ -45,22 +50,27 @@ class ImportBlocker:
 
 def apply_limits(spec: dict) -> None:
     """Resource limits, working directory and environment of the worker."""
+    os.chdir(spec["workdir"])
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    if resource is None:
+        return
+
     def limit(which, value):
         try:
             resource.setrlimit(which, (value, value))
         except (ValueError, OSError):
             pass
 
-    limit(resource.RLIMIT_CORE, 0)
+    limit(getattr(resource, "RLIMIT_CORE", -1), 0)
     limit(resource.RLIMIT_AS, int(spec["memory_bytes"]))
     limit(resource.RLIMIT_FSIZE, int(spec["file_size_bytes"]))
-    limit(resource.RLIMIT_NOFILE, 256)
+    limit(getattr(resource, "RLIMIT_NOFILE", -1), 256)
     soft_cpu = int(spec["cpu_seconds_total"])
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 5))
     except (ValueError, OSError):
         pass
-    os.chdir(spec["workdir"])
     if spec.get("limit_processes"):
         # Counted per user namespace (Linux >= 5.14): inside bubblewrap, or as nobody,
         # this caps a fork bomb without touching the rest of the machine.
@@ -72,8 +82,28 @@ def apply_limits(spec: dict) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    os.environ.clear()
-    os.environ.update(spec["env"])
+
+
+def scrub_toolkit_imports(toolkit_root: str) -> None:
+    """Make the toolkit unreachable by `import`: drop its folder from the path (unless
+    it is a shared site-packages, where the student's libraries live too), drop
+    editable-install finders, and forget the imported `grader` package. The import
+    blocker refuses the toolkit's names in any case; this removes the road as well."""
+    root = os.path.realpath(toolkit_root)
+    shared = os.path.isdir(os.path.join(root, "numpy")) or os.path.basename(root) in ("site-packages",
+                                                                                    "dist-packages")
+    if not shared:
+        sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != root]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                        and "editable" not in getattr(f, "__name__", "").lower()]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if "editable" not in getattr(h, "__module__", "").lower()]
+    sys.path_importer_cache.clear()
+    # This module and the codec stay loaded (their functions hold them) but are no
+    # longer reachable as a package: `import grader` goes through the blocker.
+    for name in [m for m in sys.modules if m == "grader" or m.startswith("grader.") or "__editable__" in m]:
+        module = sys.modules.pop(name)
+        if name in ("grader.worker.serve", "grader.worker.codec"):
+            sys.modules["_nngrade_" + name.rsplit(".", 1)[1]] = module
 
 
 def prepare_imports(spec: dict) -> ImportBlocker:
@@ -224,6 +254,8 @@ def _same(a, b):
 
 def _renew_cpu_budget(seconds: float) -> None:
     """Let this call use `seconds` more CPU time; past it the kernel sends SIGXCPU."""
+    if resource is None:
+        return
     try:
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime

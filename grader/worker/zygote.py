@@ -186,33 +186,13 @@ def _describe(status: int) -> dict:
     return {"exit": os.WEXITSTATUS(status)}
 
 
-def _scrub_imports(toolkit_root: str) -> None:
-    """Make the toolkit unreachable by `import`: drop its folder from the path,
-    drop editable-install finders, and forget the already-imported `grader` package."""
-    root = os.path.realpath(toolkit_root)
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != root]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
-                        and "editable" not in getattr(f, "__name__", "").lower()]
-    sys.path_hooks[:] = [h for h in sys.path_hooks if "editable" not in getattr(h, "__module__", "").lower()]
-    sys.path_importer_cache.clear()
-    for name in [m for m in sys.modules if m == "grader" or m.startswith("grader.") or "__editable__" in m]:
-        if name not in ("grader.worker.serve", "grader.worker.codec"):
-            del sys.modules[name]
-    # serve/codec stay loaded under their own names but are no longer reachable as
-    # a package: `import grader` now goes through the import system and is refused.
-    for name in ("grader.worker.serve", "grader.worker.codec"):
-        module = sys.modules.pop(name, None)
-        if module is not None:
-            sys.modules["_nngrade_" + name.rsplit(".", 1)[1]] = module
-
-
 def main(ctl_fd: int, toolkit_root: str) -> None:
     ctl = socket.socket(fileno=ctl_fd)
     import numpy  # noqa: F401 - the point of the zygote: import it once, fork many times
 
     from grader.worker import serve  # loaded before the scrub, kept by reference
 
-    _scrub_imports(toolkit_root)
+    serve.scrub_toolkit_imports(toolkit_root)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a grader killed with SIGKILL leaves no zygote behind
     _become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
