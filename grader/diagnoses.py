@@ -55,5 +55,7 @@ register("submission.forbidden_import", "The code imports a module that this ass
 register("submission.bad_return", "A function returned the wrong type, the wrong shape, NaN/inf, "
          "or a tuple of the wrong length.",
          "Compare what you return with the shapes in the function's docstring.")
+register("grader.not_recorded", "This check cannot run in the self-check kit; it runs when you submit.",
+         "Nothing to fix here: the final grading runs it in full.")
 register("grader.internal_error", "The grader itself failed in this check; this is not your mistake.",
          "Tell the course staff: they will look at it.")

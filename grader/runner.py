@@ -18,11 +18,13 @@ from grader.checks import Check, CheckFailed
 from grader.compare import DEFAULT_TOLERANCES, Tolerances
 from grader.discover import Submission
 from grader.models import CheckResult, SubmissionResult
+from grader.oracle import OracleMissing
 from grader.proxy import Proxy, StudentCallError, StudentRaised, StudentSession
 from grader.sandbox import Limits, Slot, SlotPool
 from grader.source import SourceError, forbidden_imports, load, module_name_for
 
 INTERNAL_ERROR = "grader.internal_error"
+NOT_RECORDED = "grader.not_recorded"
 
 
 @dataclass
@@ -47,6 +49,8 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckRes
         message, codes, details = failure.message, failure.diagnoses, failure.details
     except StudentCallError as failure:
         message, codes = failure.message, [failure.code]
+    except OracleMissing as failure:  # the kit lacks an answer: never the student's fault
+        message, codes = str(failure), [NOT_RECORDED]
     except StudentRaised as failure:
         message = failure.message
         if failure.type_name == "NotImplementedError":
