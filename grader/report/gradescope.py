@@ -179,10 +179,10 @@ def _source_files() -> list[tuple[str, Path]]:
     return files
 
 
-def _project_files() -> list[tuple[str, bytes]]:
+def project_files(root: Path | None = None) -> list[tuple[str, bytes]]:
     """pyproject.toml (and the README it names) from the checkout beside the packages;
     an installed copy has none, so one is written from the installed metadata."""
-    root = Path(importlib.import_module("grader").__file__).resolve().parent.parent
+    root = root or Path(importlib.import_module("grader").__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
@@ -220,7 +220,7 @@ def build_bundle(assignment: str, out: Path) -> list[str]:
         for script in ("setup.sh", "run_autograder"):
             text = _scripts.get_template(f"{script}.j2").render(assignment=assignment)
             _add(archive, script, text.encode(), executable=True)
-        for name, data in _project_files():
+        for name, data in project_files():
             _add(archive, name, data)
         for name, path in _source_files():
             _add(archive, name, path.read_bytes())

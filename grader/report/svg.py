@@ -176,10 +176,10 @@ def histogram(scores: list[float], max_score: float, width: int = 480, height: i
         caption = "points"
     else:
         n = 10
-        labels = [f"{10 * i}%" for i in range(n)]
+        labels = [f"{10 * i}-{10 * i + 9}" for i in range(n - 1)] + ["90-100"]
         # Full marks fall in the last bar (90-100%).
         index = [min(n - 1, int(10 * s / max_score)) if max_score > 0 else 0 for s in scores]
-        caption = "share of the points (each bar covers 10%)"
+        caption = "% of the points"
     counts = [0] * n
     for i in index:
         counts[max(0, min(n - 1, i))] += 1
