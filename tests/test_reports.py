@@ -269,12 +269,13 @@ def test_the_console_check_catches_a_broken_page(tmp_path):
 
 
 @needs_chromium
-@pytest.mark.parametrize("page, size", [("index.html", "1000,1400"), ("carol.html", "1000,1800"),
-                                        ("carol.html", "390,844")])
-def test_example_pages_render_in_chromium_without_console_errors(example_pages, tmp_path, page, size):
-    # NNGRADE_SCREENSHOTS=docs keeps the desktop shots (how docs/*.png are made).
+@pytest.mark.parametrize("page, size, name", [("index.html", "1000,1400", "class-overview"),
+                                              ("carol.html", "1000,1800", "student-report"),
+                                              ("carol.html", "390,844", None)])  # a phone
+def test_example_pages_render_in_chromium_without_console_errors(example_pages, tmp_path, page, size, name):
+    # NNGRADE_SCREENSHOTS=docs keeps the named shots: that is how docs/*.png are made.
     keep = os.environ.get("NNGRADE_SCREENSHOTS")
-    shot = (Path(keep) if keep else tmp_path) / f"report-{Path(page).stem}-{size.split(',')[0]}.png"
+    shot = Path(keep) / f"{name}.png" if keep and name else tmp_path / f"{Path(page).stem}-{size}.png"
     proc = chromium((example_pages / page).as_uri(), f"--window-size={size}", f"--screenshot={shot}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert console_errors(proc) == []
