@@ -209,9 +209,21 @@ def test_overview_lists_errors_first_with_histogram_pass_rates_and_common_mistak
     # One bar per point of a 9-point assignment, and counts over the bars.
     histogram = page.split("histogram of scores: ")[1].split('"')[0]
     assert histogram.startswith("0: 1, 1: 0, 2: 0, 3: 1,") and histogram.endswith("9: 1")
-    assert re.search(r"conv2d_forward\s*</code>\.lecture_example.*?1 / 2", page, re.S)
+    assert re.search(r"conv2d_forward\s*</code>\.lecture_example.*?1 / 2", page, re.DOTALL)
     assert describe("submission.syntax_error").sentence in text
     assert re.search(r"1 \(33%\) carol", text)
+
+
+def test_every_student_gets_a_page_of_their_own_and_the_overview_links_it(tmp_path):
+    ids = ["a b", "a_b", "A_B", "index", "../up", ""]
+    run = run_of(*[carol().model_copy(update={"student": s}) for s in ids])
+    write_reports(run, tmp_path)
+    pages = sorted(p.name for p in tmp_path.iterdir())
+    assert pages == sorted(["a_b.html", "a_b-2.html", "A_B-3.html", "index.html", "index-2.html", "up.html",
+                            "student.html"])
+    index = (tmp_path / "index.html").read_text()
+    assert all(f'href="{p}"' in index for p in pages if p != "index.html")
+    assert "<h1>index</h1>" in (tmp_path / "index-2.html").read_text()
 
 
 def test_pages_are_self_contained_and_light_for_a_class_of_300(tmp_path):
@@ -246,7 +258,7 @@ def chromium(url: str, *args: str) -> subprocess.CompletedProcess:
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
-             *args, url], capture_output=True, text=True, timeout=120)
+             *args, url], capture_output=True, text=True, timeout=120, check=False)
 
 
 def console_errors(proc: subprocess.CompletedProcess) -> list[str]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import importlib
 import io
-import re
 import shlex
-import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.models import RunResult, SubmissionResult
 from grader.report import view
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10, e.g. Ubuntu 22.04's, which Gradescope's images run
+    import tomli as tomllib
 from grader.store import write_atomic
 
 Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
@@ -135,11 +138,6 @@ def results_json(run: RunResult, sub: SubmissionResult) -> str:
     return gradescope_results(run, sub).model_dump_json(indent=2)
 
 
-def file_name(student: str) -> str:
-    safe = re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student"
-    return f"{safe}.json"
-
-
 def write_gradescope(run: RunResult, out_dir: Path | None = None, single: Path | None = None) -> None:
     """`out_dir`: one file per student in out_dir/gradescope/. `single`: the run's one
     submission to exactly that path (inside Gradescope's container)."""
@@ -149,8 +147,9 @@ def write_gradescope(run: RunResult, out_dir: Path | None = None, single: Path |
     if out_dir is not None:
         folder = out_dir / "gradescope"
         folder.mkdir(parents=True, exist_ok=True)
+        names = view.file_names([s.student for s in run.submissions], ".json", reserved=())
         for sub in run.submissions:
-            write_atomic(folder / file_name(sub.student), results_json(run, sub))
+            write_atomic(folder / names[sub.student], results_json(run, sub))
     if single is not None:
         single.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(single, results_json(run, run.submissions[0]))

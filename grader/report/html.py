@@ -8,7 +8,6 @@ printed or named shows as text. What the pages show is worked out in
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -41,9 +40,13 @@ _env.filters["num"] = num
 
 
 def page_name(student: str) -> str:
-    """A safe file name for a student's page (ids may hold spaces or any letter)."""
-    safe = re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student"
-    return f"{safe}.html"
+    """A safe file name for one student's page."""
+    return view.file_names([student], ".html")[student]
+
+
+def page_names(run: RunResult) -> dict[str, str]:
+    """Every student's page, distinct even where two ids reduce to the same name."""
+    return view.file_names([s.student for s in run.submissions], ".html")
 
 
 def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = False) -> str:
@@ -59,10 +62,12 @@ def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = F
 
 
 def render_index(run: RunResult) -> str:
-    return _env.get_template("index.html.j2").render(run=run, o=view.overview(run), page_name=page_name)
+    pages = page_names(run)
+    return _env.get_template("index.html.j2").render(run=run, o=view.overview(run), page_name=pages.__getitem__)
 
 
 def write_reports(run: RunResult, out_dir: Path) -> None:
+    pages = page_names(run)
     for sub in run.submissions:
-        write_atomic(out_dir / page_name(sub.student), render_student(run, sub))
+        write_atomic(out_dir / pages[sub.student], render_student(run, sub))
     write_atomic(out_dir / "index.html", render_index(run))

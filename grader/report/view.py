@@ -9,6 +9,7 @@ key/value table; anything else is left out rather than allowed to break a page.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -78,6 +79,23 @@ class FunctionView:
     score: float
     max_score: float
     passed: int
+
+
+def file_names(students: list[str], suffix: str, reserved: tuple[str, ...] = ("index.html",)) -> dict[str, str]:
+    """A safe, distinct file name per student: ids may hold spaces, slashes or any
+    letter, two ids may reduce to one name ("a b", "a_b", or "A" and "a" on a
+    case-insensitive disk), and a student called "index" must not replace the overview."""
+    names: dict[str, str] = {}
+    taken = {r.casefold() for r in reserved}
+    for student in students:
+        stem = re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student"
+        name, n = f"{stem}{suffix}", 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+        taken.add(name.casefold())
+        names[student] = name
+    return names
 
 
 def check_name(check: CheckResult) -> str:
