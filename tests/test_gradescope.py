@@ -47,6 +47,7 @@ def assert_gradescope_format(doc: dict) -> None:
     for key in ("output_format", "test_output_format", "test_name_format"):
         assert doc.get(key, "text") in FORMATS
     assert isinstance(doc.get("output", ""), str) and isinstance(doc.get("extra_data", {}), dict)
+    assert isinstance(doc.get("execution_time", 0), int)
     for t in tests:
         assert set(t) <= TEST_KEYS, set(t) - TEST_KEYS
         assert isinstance(t["name"], str) and t["name"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import math
 import shlex
 import zipfile
 from importlib import metadata
@@ -55,7 +56,7 @@ class GradescopeResults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     score: float
-    execution_time: float = 0.0
+    execution_time: int = 0  # whole seconds, as in Gradescope's specification
     output: str = ""
     output_format: Format = "text"
     test_output_format: Format = "text"
@@ -128,7 +129,7 @@ def gradescope_results(run: RunResult, sub: SubmissionResult) -> GradescopeResul
                 extra_data={"id": c.id, "kind": c.kind},
             ))
     return GradescopeResults(
-        score=sub.score, execution_time=round(sub.seconds, 3), output=_summary(run, sub), tests=tests,
+        score=sub.score, execution_time=math.ceil(sub.seconds), output=_summary(run, sub), tests=tests,
         extra_data={"assignment": run.assignment, "toolkit_version": run.toolkit_version,
                     "student": sub.student, "status": sub.status},
     )
