@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["gradescope-bundle"]:
         return gradescope_bundle(argv[1:])
+    if argv[:1] == ["kit"]:
+        return build_kit_command(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return grade(args)
@@ -91,17 +93,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def grade(args) -> int:
     from grader.assignment import available
+    from grader.kit import kit_marker
 
     _positive(args.jobs, "--jobs")
     _positive(args.timeout, "--timeout")
     _positive(args.load_timeout, "--load-timeout")
     _positive(args.memory, "--memory")
     assignments = available()
+    kit = kit_marker()
+    if kit is not None:
+        # A student kit: its one assignment, recorded expected values, the portable worker.
+        assignments = {name: a for name, a in assignments.items() if name == kit["assignment"]}
+        args.sandbox = "spawn"
     with tempfile.TemporaryDirectory(prefix="nngrade-class-") as scratch:
         path, warnings = args.path, []
         if path.suffix.lower() == ".zip" and path.is_file():
             path, warnings = _extract_class(path, Path(scratch), {a.file_name for a in assignments.values()})
-        return _grade_path(args, path, assignments, warnings)
+        return _grade_path(args, path, assignments, warnings, kit is not None)
 
 
 def _extract_class(zip_path: Path, scratch: Path, contract_files: set[str]) -> tuple[Path, list[str]]:
@@ -115,10 +123,18 @@ def _extract_class(zip_path: Path, scratch: Path, contract_files: set[str]) -> t
     return single_top_folder(scratch, contract_files), warnings
 
 
-def _grade_path(args, path: Path, assignments: dict, warnings: list[str]) -> int:
+def _oracle(assignment, in_kit: bool):
+    from grader.kit import recorded_path
+    from grader.oracle import RecordedOracle, ReferenceOracle, load_recorded
+
+    if in_kit:
+        return RecordedOracle(load_recorded(recorded_path(assignment.name)))
+    return ReferenceOracle(assignment.reference_module)
+
+
+def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit: bool) -> int:
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
-    from grader.oracle import ReferenceOracle
     from grader.report.html import write_reports
     from grader.runner import RunOptions, grade_all
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
@@ -171,7 +187,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str]) -> int
             todo.append(sub)
 
     progress = Progress(len(subs), len(subs) - len(todo), quiet=args.quiet)
-    oracle = ReferenceOracle(assignment.reference_module)
+    oracle = _oracle(assignment, in_kit)
     started = time.monotonic()
     interrupted = False
 
@@ -288,3 +304,32 @@ def print_summary(sub) -> None:
                 codes = f" [{', '.join(c.diagnoses)}]" if c.diagnoses else ""
                 print(f"       - {name}: {text}{codes}")
     print()
+
+
+def build_kit_command(argv: list[str]) -> int:
+    """`grade kit`: the student kit, a folder and a zip with no reference code."""
+    from grader.assignment import available
+    from grader.kit import KitError, build_kit, kit_marker
+
+    parser = argparse.ArgumentParser(
+        prog="grade kit",
+        description="Build the students' self-check kit: the templates, the public checks with their "
+        "expected values recorded as data, and the self-check. It holds no reference code and "
+        "nothing of the hidden checks.")
+    parser.add_argument("--assignment", "-a", required=True, metavar="NAME", help="cnn or rnn")
+    parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
+                        help="the kit folder to create (a DIR.zip is written beside it)")
+    args = parser.parse_args(argv)
+    try:
+        if kit_marker() is not None:
+            raise KitError("this is a student kit: kits are built from the instructor's toolkit")
+        assignments = available()
+        if args.assignment not in assignments:
+            raise KitError(f"unknown assignment {args.assignment!r}; choose "
+                           f"{' or '.join(sorted(assignments))}")
+        archive = build_kit(assignments[args.assignment], args.out)
+    except KitError as exc:
+        print(f"grade kit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Kit for '{args.assignment}': {args.out}/ and {archive}")
+    return EXIT_OK

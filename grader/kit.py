@@ -155,9 +155,9 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
         stripped, _ = strip_hidden(path.read_text(encoding="utf-8"), public_ids)
         (target / path.name).write_text(stripped, encoding="utf-8")
     save_recorded(record_public(assignment, tolerances), target / RECORDED)
-    for template in sorted(template_dir.glob("*")) if template_dir.is_dir() else []:
-        if template.suffix in (".py", ".ipynb") and template.name != "notebook.py":
-            shutil.copyfile(template, out / template.name)
+    for name in (assignment.file_name, f"{assignment.name}.ipynb"):
+        if (template_dir / name).is_file():
+            shutil.copyfile(template_dir / name, out / name)
     marker = {"assignment": assignment.name, "toolkit_version": __version__, "public_checks": sorted(public_ids)}
     (out / "grader" / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
     (out / "pyproject.toml").write_text(_PYPROJECT.format(name=assignment.name, version=__version__))

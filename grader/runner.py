@@ -54,7 +54,7 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckRes
     except StudentRaised as failure:
         message = failure.message
         if failure.type_name == "NotImplementedError":
-            message = f"{check.function} is not implemented yet ({failure.message})"
+            message = f"{failure.function} is not implemented yet"
     except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
         message, codes = f"the grader failed in this check ({type(exc).__name__}: {exc})", [INTERNAL_ERROR]
     return CheckResult(

@@ -118,6 +118,7 @@ def _has_statements(text: str) -> bool:
 
 # -------------------------------------------------------------------- notebooks
 _MAGIC = re.compile(r"^\s*(%|!)")
+SELF_CHECK = "grader.selfcheck"
 _HELP = re.compile(r"^\s*\?|\?\s*$")
 
 
@@ -147,6 +148,8 @@ def _load_notebook(raw: bytes, display_name: str, module_name: str) -> Code:
         cell_lines = source.replace("\r\n", "\n").split("\n")
         if cell_lines and cell_lines[0].lstrip().startswith("%%"):
             continue  # a cell magic (%%bash, %%time, ...): not plain Python
+        if SELF_CHECK in source:
+            continue  # the template's self-check cell: it runs the grader, it is not the answer
         kept = ["" if _MAGIC.match(line) or _HELP.search(line) else line for line in cell_lines]
         try:
             ast.parse("\n".join(kept))
