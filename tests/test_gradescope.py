@@ -116,7 +116,8 @@ def test_test_output_says_what_failed_why_and_where():
 def test_overall_output_tells_how_the_file_ran_without_hidden_findings():
     output = gradescope_results(run_of(student()), student()).output
     assert "Graded file: carol/cnn_layers.py" in output and "definitions alone" in output
-    assert "ran longer than 5 s" in output and "epoch 0" in output
+    assert "ran longer than 5 s" in output
+    assert "epoch 0" not in output and "kept for course staff" in output  # hidden checks ran
     assert describe("conv.flipped_kernel").sentence in output
     assert describe("submission.timeout").sentence not in output  # only a hidden check found it
     assert "SECRET" not in output

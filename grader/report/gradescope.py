@@ -108,7 +108,9 @@ def _summary(run: RunResult, sub: SubmissionResult) -> str:
         lines.append(f"- {d.sentence}" + (f" [{d.code}]" if d.sentence != d.code else ""))
         if d.hint:
             lines.append(f"  Hint: {d.hint}")
-    if sub.output:
+    if sub.output and not view.output_visible(sub, student_view=True):
+        lines += ["", "What your code printed is kept for course staff (hidden checks ran)."]
+    elif sub.output:
         text = sub.output if len(sub.output) <= MAX_OUTPUT_CHARS else sub.output[:MAX_OUTPUT_CHARS] + "\n..."
         lines += ["", "What your code printed:", text.rstrip("\n")]
         if sub.output_dropped_bytes:

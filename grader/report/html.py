@@ -54,7 +54,7 @@ def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = F
     self-check): hidden checks show their name and result only, and diagnoses that
     only hidden checks found are left out."""
     return _env.get_template("student.html.j2").render(
-        run=run, sub=sub, student_view=student_view,
+        run=run, sub=sub, student_view=student_view, show_output=view.output_visible(sub, student_view),
         functions=view.functions(sub, student_view),
         diagnoses=view.summary_diagnoses(sub, student_view),
         load_mode=view.LOAD_MODES.get(sub.load_mode, sub.load_mode),

@@ -187,6 +187,12 @@ def functions(sub: SubmissionResult, student_view: bool) -> list[FunctionView]:
             for name, checks in groups.items()]
 
 
+def output_visible(sub: SubmissionResult, student_view: bool) -> bool:
+    """Whether a page may show what the code printed. Not to a student when hidden
+    checks ran: a print inside a function would show a hidden check's inputs."""
+    return not student_view or not any(c.visibility == "hidden" for c in sub.checks)
+
+
 def summary_diagnoses(sub: SubmissionResult, student_view: bool) -> list[Diagnosis]:
     """The submission's diagnoses; a student-facing page leaves out those that only
     hidden checks found, which would tell what the hidden checks test."""
