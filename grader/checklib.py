@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.checks import CheckFailed
-from grader.compare import BAD_RETURN, DEFAULT_TOLERANCES, Tolerances, expect_array, expect_close, is_close
+from grader.compare import (
+    BAD_RETURN,
+    DEFAULT_TOLERANCES,
+    Tolerances,
+    expect_array,
+    expect_close,
+    expect_sequence,
+    is_close,
+    relative_error,
+)
 from grader.diagnoses import register
 
 MUTATED = "input.mutated"
@@ -81,9 +90,12 @@ class Evidence:
     cases: list[tuple[bool, dict[str, bool]]] = field(default_factory=list)
 
     def compare(self, got, expected, name: str, models: dict[str, list] | None = None,
-                rtol: float | None = None, prefix: str = "") -> bool:
+                rtol: float | None = None, prefix: str = "", partial: bool = False) -> bool:
         """Record one comparison; True if it passed. `models` maps a code to the outputs
-        its mistake would produce here (any of them fits; None: no prediction)."""
+        its mistake would produce here (any of them fits; None: no prediction; a callable
+        is a test of the student's output, for mistakes that no single output captures).
+        `partial`: the values compared are parts of one result (dx, dw, db) and a mistake
+        may touch only some of them, so a right part says nothing against it."""
         models = models or {}
         rtol = self.tolerance.value_rtol if rtol is None else rtol
         failure = None
@@ -98,16 +110,19 @@ class Evidence:
         for code, outputs in models.items():
             predictions = [o for o in outputs if o is not None]
             if predictions:
-                fitted[code] = any(fits(got, o, tol) for o in predictions)
+                fitted[code] = any(_predicts(o, got, tol) for o in predictions)
+        if partial and failure is None:
+            fitted = {}
         self.cases.append((failure is not None, fitted))
         if failure is not None and self.failure is None:
             self.failure = failure
         return failure is None
 
-    def fail(self, failure: CheckFailed, models: dict[str, bool] | None = None) -> None:
-        """Record a failure found by other means, with the codes that explain it."""
-        self.cases.append((True, dict(models or {})))
-        if self.failure is None:
+    def record(self, failure: CheckFailed | None, fitted: dict[str, bool] | None = None) -> None:
+        """Record a case judged by other means: its failure (None: it passed) and, per
+        code that predicts something here, whether the student's output fits it."""
+        self.cases.append((failure is not None, dict(fitted or {})))
+        if failure is not None and self.failure is None:
             self.failure = failure
 
     def codes(self) -> list[str]:
@@ -133,11 +148,48 @@ class Evidence:
         raise CheckFailed(failure.message, codes or failure.diagnoses, merged)
 
 
-def relative_errors(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, float]:
-    """Relative error per named array, for the report (shapes already checked)."""
-    from grader.compare import relative_error
+def _predicts(model, got, rtol: float) -> bool:
+    if not callable(model):
+        return fits(got, model, rtol)
+    try:
+        return bool(model(got))
+    except (TypeError, ValueError, IndexError):  # the student's output is not even an array
+        return False
 
-    return {name: float(relative_error(got[name], expected[name])) for name in expected}
+
+def gradient_tuple(value, names: tuple[str, ...], shapes: tuple[tuple, ...] | None, function: str) -> dict:
+    """A backward pass's tuple (dx, dw, db), each a finite float array; of its input's
+    shape unless `shapes` is None (then the comparison judges shapes, and can name the
+    mistake behind a wrong one)."""
+    parts = expect_sequence(value, len(names), f"what {function} returns")
+    shapes = shapes or (None,) * len(names)
+    return {name: expect_floats(part, name, shape) for name, part, shape in zip(names, parts, shapes)}
+
+
+def compare_gradients(got: dict, expected: dict, models: dict, tolerance: Tolerances, label: str = "") -> None:
+    """Every gradient against the reference: the message reports a relative error for
+    each (dx, dw, db), and the codes of the mistakes that explain the wrong ones."""
+    evidence = Evidence(tolerance)
+    errors = {}
+    for name in expected:
+        evidence.compare(got[name], expected[name], name, models.get(name), rtol=tolerance.grad_rtol,
+                         partial=True)
+        errors[name] = _relative(got[name], expected[name])
+    if evidence.failure is not None:
+        summary = ", ".join(f"{n}: {e:.2g}" for n, e in errors.items())
+        evidence.failure.message = (f"{label + ': ' if label else ''}{evidence.failure.message}. "
+                                    f"Relative errors: {summary}")
+    evidence.verdict({"relative_errors": errors})
+
+
+def _relative(got, expected) -> float:
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return float("inf")
+    if got.shape != np.shape(expected):
+        return float("inf")
+    return float(relative_error(got, expected))
 
 
 def int_sequence(value, length: int, name: str, low: int = 0, high: int | None = None) -> list[int]:

@@ -35,20 +35,24 @@ from grader.checks import CheckFailed
 from grader.compare import DEFAULT_TOLERANCES, Tolerances, is_close
 from grader.proxy import StudentCallError, StudentRaised
 
-# Rounding error of a forward pass, in machine epsilons per unit of sum |v * y|: a
-# layer's output sums tens of products, whose round-off partly cancels; 64 leaves
-# room for sums of a few hundred terms.
-NOISE_FACTOR = 64.0
+# Round-off of phi = v . f, in machine epsilons per unit of sum |v * y|: that sum
+# bounds the error of the last rounding of every output, and the sums inside a layer
+# add errors of the same size that mostly cancel (measured: the real error of a float32
+# convolution is 10-100 times below this bound). A larger factor would hide real
+# errors of float32 forwards; a smaller one cannot fail correct code, since a failure
+# by a student's own forward is checked again against the reference's.
+NOISE_FACTOR = 2.0
 # Steps, relative to the largest entry of the perturbed input: near eps^(1/3) of the
 # dtype, where the truncation error (h^2) of a smooth forward and its round-off
 # (eps / h) are both small. Piecewise-linear forwards (ReLU, max pooling) need
 # steps below the distance to the nearest kink; their checks pass smaller ones.
 STEP_FLOAT64 = 1e-5
 STEP_FLOAT32 = 3e-3
-# Differences of a float32 forward are accurate to ~1e-4 relative at best; a
-# correct backward measured this way stays far below 1e-2, every gradient mistake
-# we know of (a missing term, a wrong factor, a transposition) far above.
-FD_RTOL_FLOAT32 = 1e-2
+# Differences of a float32 forward are accurate to ~1e-5 relative (measured on the
+# layers and the RNN at the steps above); a correct backward stays far below 1e-3,
+# every gradient mistake we know of (a missing term, a wrong factor, a transposition)
+# far above (> 1e-2).
+FD_RTOL_FLOAT32 = 1e-3
 
 Phi = Callable[[dict], tuple[float, float]]
 
@@ -166,7 +170,7 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
 
     def measure(phi, eps, step):
         found = directional_errors(phi, inputs, grads, np.random.default_rng(seed), step, eps)
-        return {name: d.error for name, d in found.items()}
+        return {f"d{name}": d.error for name, d in found.items()}  # named as the student knows them
 
     def by_reference(notes):
         return Verdict(measure(reference_phi, float(np.finfo(np.float64).eps), steps[0]),
@@ -220,3 +224,18 @@ def _usable(got, expected: np.ndarray, tolerance: Tolerances) -> bool:
         return False
     return (arr.shape == expected.shape and bool(np.all(np.isfinite(arr)))
             and is_close(arr, expected, tolerance.value_rtol, tolerance.value_atol))
+
+
+def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict, grads: dict, upstream, rng,
+                                    tolerance: Tolerances, function: str, forward: str,
+                                    steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
+    """`backward_matches_forward`, failing the check (with the relative error of every
+    gradient) unless the student's gradients are the derivative of the forward pass."""
+    verdict = backward_matches_forward(own_forward, reference_forward, inputs, grads, upstream, rng,
+                                       tolerance, steps)
+    if verdict.passed:
+        return verdict
+    details = {"relative_errors": verdict.errors, "differentiated": verdict.source, "notes": verdict.notes}
+    whose = f"your {forward}" if verdict.source == "own" else f"the reference {forward} ({verdict.notes[0]})"
+    raise CheckFailed(f"{function}'s gradients disagree with directional finite differences of {whose}; "
+                      f"relative errors: {verdict.summary()} (tolerance {verdict.tolerance:g})", [], details)

@@ -1,0 +1,233 @@
+"""Checks of conv_output_size, conv2d_forward and conv2d_backward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assignments.cnn import mistakes
+from assignments.cnn.cases import (
+    ARGS,
+    CONV_PLAIN,
+    CONV_STRIDE_PAD,
+    CONV_TABLE,
+    SIZE_ERRORS,
+    SIZE_RULES,
+    Conv,
+    conv_inputs,
+    lecture_example,
+    size_table,
+)
+from assignments.cnn.registry import check
+from grader.checklib import Evidence, compare_gradients, expect_floats, expect_untouched, fits, gradient_tuple, model_rtol
+from grader.checks import CheckFailed
+from grader.compare import BAD_RETURN
+from grader.gradcheck import expect_backward_matches_forward
+from grader.proxy import StudentRaised
+
+
+# ------------------------------------------------------------------ conv_output_size
+def _shown(args) -> str:
+    n, f, pad, stride = args
+    return f"conv_output_size({n}, {f}, pad={pad}, stride={stride})"
+
+
+def _size_rows(student, rows) -> None:
+    """Each (n, f, pad, stride) -> expected; the codes of the size mistakes that explain
+    every answer."""
+    evidence = Evidence()
+    for args, expected in rows:
+        n, f, pad, stride = args
+        got = student.conv_output_size(n, f, pad=pad, stride=stride)
+        fitted = {code: any(_same_number(got, o) for o in outs if o is not None)
+                  for code, outs in mistakes.size_models(*args).items() if _differs(outs, expected)}
+        right = _is_int(got) and int(got) == expected
+        evidence.record(None if right else CheckFailed(f"{_shown(args)} is {got!r}, expected {expected}",
+                                                        [] if _is_number(got) else [BAD_RETURN]), fitted)
+    evidence.verdict()
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_int(v) -> bool:
+    return _is_number(v) and float(v).is_integer()
+
+
+def _same_number(got, model) -> bool:
+    return _is_number(got) and abs(float(got) - float(model)) < 1e-9
+
+
+def _differs(outputs, expected) -> bool:
+    """Does the mistake change the answer here? (Where it does not, a right answer says nothing.)"""
+    return any(o is not None and o != expected for o in outputs)
+
+
+@check("conv_output_size", kind="shape", points=2)
+def lecture_rules(student):
+    """The lecture's rules: 7x7 with 3x3 gives 5x5; pad (f-1)/2 keeps the size; stride k
+    gives (n - f)/k + 1, floored where it does not divide."""
+    _size_rows(student, SIZE_RULES)
+
+
+@check("conv_output_size", kind="shape", points=2)
+def configuration_table(student):
+    """Both axes of every configuration of the shape table: non-square inputs, rectangular
+    kernels, strides 2 and 3, pads 1 and 2."""
+    _size_rows(student, size_table())
+
+
+@check("conv_output_size", kind="behavior", points=1)
+def rejects_impossible_sizes(student):
+    """ValueError when the filter is larger than the padded input, stride < 1 or pad < 0."""
+    for (n, f, pad, stride), why in SIZE_ERRORS:
+        try:
+            got = student.conv_output_size(n, f, pad=pad, stride=stride)
+        except StudentRaised as exc:
+            if exc.type_name == "ValueError":
+                continue
+            raise CheckFailed(f"{_shown((n, f, pad, stride))} ({why}) should raise ValueError, "
+                              f"but raised {exc.type_name}") from None
+        raise CheckFailed(f"{_shown((n, f, pad, stride))} ({why}) should raise ValueError, "
+                          f"but returned {got!r}")
+
+
+# ------------------------------------------------------------------ conv2d_forward
+def _forward_cases(student, oracle, rng, cases, tolerance, shapes_only: bool = False) -> None:
+    """Each configuration on random inputs; codes of the mistakes that explain all of them."""
+    evidence = Evidence(tolerance)
+    for conv in cases:
+        x, w, b = conv_inputs(rng, conv)
+        got = student.conv2d_forward(x, w, b, **conv.kwargs())
+        expected = oracle.conv2d_forward(x, w, b, stride=conv.stride, pad=conv.pad)
+        models = mistakes.conv_forward_models(oracle, x, w, b, conv.stride, conv.pad)
+        if shapes_only:
+            _compare_shape(evidence, got, expected, models, conv)
+        else:
+            evidence.compare(got, expected, "y", models, prefix=conv.shown())
+    evidence.verdict()
+
+
+def _compare_shape(evidence: Evidence, got, expected, models, conv: Conv) -> None:
+    """Only the shape decides; the values say which mistake gave a wrong one."""
+    fitted = {code: any(fits(got, o, model_rtol(evidence.tolerance)) for o in outs if o is not None)
+              for code, outs in models.items() if any(o is not None for o in outs)}
+    shape = getattr(got, "shape", None)
+    if isinstance(got, np.ndarray) and shape == expected.shape:
+        evidence.record(None, fitted)
+        return
+    what = f"shape {tuple(shape)}" if isinstance(got, np.ndarray) else f"a {type(got).__name__}"
+    evidence.record(CheckFailed(f"conv2d_forward with {conv.shown()} ({conv.why}) returned {what}, "
+                                f"expected {expected.shape}", [BAD_RETURN],
+                                {"got_shape": list(shape) if shape is not None else None,
+                                 "expected_shape": list(expected.shape)}), fitted)
+
+
+@check("conv2d_forward", kind="numeric", points=4)
+def lecture_two_channel_example(student, oracle, tolerance):
+    """The lecture's two-channel example: y(:, :, 1) = [[25, 27, 15], [0, -2, 10], [-13, -9, 23]]."""
+    x, w, b, y = lecture_example()
+    got = student.conv2d_forward(x, w, b)
+    evidence = Evidence(tolerance)
+    evidence.compare(got, y, "y", mistakes.conv_forward_models(oracle, x, w, b, 1, 0))
+    evidence.verdict()
+
+
+@check("conv2d_forward", kind="shape", points=4)
+def output_shapes(student, oracle, rng, tolerance):
+    """Output shapes over the table: the lecture's rules, non-square inputs, rectangular
+    kernels, strides 2 and 3, pads 1 and 2, batch 1 and batch > 1."""
+    _forward_cases(student, oracle, rng, CONV_TABLE, tolerance, shapes_only=True)
+
+
+@check("conv2d_forward", kind="numeric", points=4)
+def random_values(student, oracle, rng, tolerance):
+    """Seeded random inputs, stride 1 and no padding, several channels in and out."""
+    _forward_cases(student, oracle, rng, CONV_PLAIN, tolerance)
+
+
+@check("conv2d_forward", kind="numeric", points=5, visibility="hidden")
+def random_stride_and_pad(student, oracle, rng, tolerance):
+    """Seeded random inputs with strides 2 and 3 and pads 1 and 2."""
+    _forward_cases(student, oracle, rng, CONV_STRIDE_PAD, tolerance)
+
+
+@check("conv2d_forward", kind="behavior", points=3, name="leaves_inputs_alone")
+def conv_leaves_inputs_alone(student, rng):
+    """x, w and b are not modified; y is a finite float array."""
+    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+        x, w, b = conv_inputs(rng, conv)
+        y = student.conv2d_forward(x, w, b, **conv.kwargs())
+        expect_untouched(student, "conv2d_forward", ARGS["conv2d_forward"])
+        expect_floats(y, "y")
+
+
+# ------------------------------------------------------------------ conv2d_backward
+def _backward_case(student, oracle, rng, conv: Conv):
+    x, w, b = conv_inputs(rng, conv)
+    h, wd = conv.out_hw()
+    dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
+    got = gradient_tuple(student.conv2d_backward(dy, x, w, b, **conv.kwargs()), ("dx", "dw", "db"),
+                         (x.shape, w.shape, b.shape), "conv2d_backward")
+    dx, dw, db = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
+    return (dy, x, w, b), got, {"dx": dx, "dw": dw, "db": db}
+
+
+def _backward_against_reference(student, oracle, rng, tolerance, cases) -> None:
+    for conv in cases:
+        (dy, x, w, b), got, expected = _backward_case(student, oracle, rng, conv)
+        models = mistakes.conv_backward_models(oracle, dy, x, w, b, conv.stride, conv.pad)
+        compare_gradients(got, expected, models, tolerance, label=conv.shown())
+
+
+@check("conv2d_backward", kind="shape", points=2)
+def gradient_shapes(student, rng):
+    """(dx, dw, db) shaped like (x, w, b) over the configurations of the shape table."""
+    for conv in CONV_TABLE:
+        x, w, b = conv_inputs(rng, conv)
+        h, wd = conv.out_hw()
+        dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
+        gradient_tuple(student.conv2d_backward(dy, x, w, b, **conv.kwargs()), ("dx", "dw", "db"),
+                       (x.shape, w.shape, b.shape), "conv2d_backward")
+
+
+@check("conv2d_backward", kind="gradient", points=6)
+def against_reference(student, oracle, rng, tolerance):
+    """dx, dw, db against the reference's on seeded random inputs (batch 2, stride 1, no padding)."""
+    _backward_against_reference(student, oracle, rng, tolerance, CONV_PLAIN)
+
+
+@check("conv2d_backward", kind="gradient", points=6, visibility="hidden")
+def against_reference_stride_and_pad(student, oracle, rng, tolerance):
+    """dx, dw, db against the reference's with strides 2 and 3 and pads 1 and 2."""
+    _backward_against_reference(student, oracle, rng, tolerance, CONV_STRIDE_PAD)
+
+
+@check("conv2d_backward", kind="gradient", points=4)
+def against_own_forward(student, oracle, rng, tolerance):
+    """dx, dw, db against directional central differences of your own conv2d_forward
+    (stride 2, pad 1): four forward calls per gradient, whatever the sizes."""
+    conv = CONV_STRIDE_PAD[0]
+    (dy, x, w, b), got, _ = _backward_case(student, oracle, rng, conv)
+
+    def own(p):
+        return student.conv2d_forward(p["x"], p["w"], p["b"], **conv.kwargs())
+
+    def reference(p):
+        return oracle.conv2d_forward(p["x"], p["w"], p["b"], stride=conv.stride, pad=conv.pad)
+
+    expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, {"x": got["dx"], "w": got["dw"], "b": got["db"]},
+                         dy, rng, tolerance,
+                         "conv2d_backward", "conv2d_forward")
+
+
+@check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")
+def conv_grad_leaves_inputs_alone(student, rng):
+    """dy, x, w and b are not modified (dy included); the gradients are finite float arrays."""
+    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+        x, w, b = conv_inputs(rng, conv)
+        h, wd = conv.out_hw()
+        dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
+        result = student.conv2d_backward(dy, x, w, b, **conv.kwargs())
+        expect_untouched(student, "conv2d_backward", ARGS["conv2d_backward"])
+        gradient_tuple(result, ("dx", "dw", "db"), (x.shape, w.shape, b.shape), "conv2d_backward")

@@ -1,0 +1,101 @@
+"""Checks of rnn_backward (backpropagation through time).
+
+rnn_backward is fed the reference's forward values (h, yhat), so a wrong forward pass
+does not also cost the backward pass: each function earns its own credit. T = 1 has
+no recurrence at all, so checking it apart from T = 6 tells a per-step mistake (the
+tanh derivative, dW's pairing) from a recurrence mistake (no W^T term, no sum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assignments.rnn import mistakes
+from assignments.rnn.cases import ARGS, forward_args, random_rnn
+from assignments.rnn.registry import check
+from grader.checklib import compare_gradients, expect_floats, expect_untouched
+from grader.checks import CheckFailed
+from grader.compare import BAD_RETURN, expect_sequence
+from grader.gradcheck import expect_backward_matches_forward
+
+KEYS = ("U", "W", "V", "b", "c", "h0")
+
+
+def _inputs(oracle, p: dict) -> tuple:
+    """The arguments of rnn_backward, with the reference's forward values."""
+    h, yhat = oracle.rnn_forward(*forward_args(p))
+    return p["x"], p["y"], p["h0"], np.array(h), np.array(yhat), p["U"], p["W"], p["V"], p["b"], p["c"]
+
+
+def _gradients(value, p: dict, check_shapes: bool = True) -> dict:
+    """The dict of gradients: every key, each a finite float array of its input's shape."""
+    if not isinstance(value, dict):
+        raise CheckFailed(f"rnn_backward should return a dict with keys {', '.join(KEYS)}; "
+                          f"got {type(value).__name__}", [BAD_RETURN])
+    missing = [k for k in KEYS if k not in value]
+    if missing:
+        raise CheckFailed(f"rnn_backward's dict lacks the key{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(map(repr, missing))}", [BAD_RETURN])
+    return {k: expect_floats(value[k], f"d{k}", np.shape(p[k]) if check_shapes else None) for k in KEYS}
+
+
+def _against_reference(student, oracle, p: dict, tolerance, label: str) -> None:
+    args = _inputs(oracle, p)
+    got = _gradients(student.rnn_backward(*args), p, check_shapes=False)
+    expected = oracle.rnn_backward(*args)
+    models = mistakes.backward_models(*args)
+    compare_gradients({f"d{k}": got[k] for k in KEYS}, {f"d{k}": expected[k] for k in KEYS},
+                      {f"d{k}": models[k] for k in KEYS}, tolerance, label=label)
+
+
+@check("rnn_backward", kind="shape", points=3)
+def keys_and_shapes(student, oracle, rng):
+    """A dict with keys U, W, V, b, c, h0, each gradient shaped like its parameter."""
+    p = random_rnn(rng, T=3, D=4, H=5, K=6)
+    _gradients(student.rnn_backward(*_inputs(oracle, p)), p)
+
+
+@check("rnn_backward", kind="gradient", points=8)
+def single_step(student, oracle, rng, tolerance):
+    """T = 1, no recurrence: each gradient against the reference's."""
+    _against_reference(student, oracle, random_rnn(rng, T=1), tolerance, "T = 1")
+
+
+@check("rnn_backward", kind="gradient", points=12)
+def through_time(student, oracle, rng, tolerance):
+    """T = 6: gradients flow back through W from later steps and add up over time."""
+    _against_reference(student, oracle, random_rnn(rng, T=6), tolerance, "T = 6")
+
+
+@check("rnn_backward", kind="gradient", points=8)
+def against_own_forward(student, oracle, rng, tolerance):
+    """T = 5: each gradient against directional central differences of the loss of your own
+    rnn_forward, L = sum over t of -log yhat(t)[y(t)]: four forward calls per gradient."""
+    p = random_rnn(rng, T=5)
+    got = _gradients(student.rnn_backward(*_inputs(oracle, p)), p)
+    rows = np.arange(len(p["y"]))
+
+    def loss(yhat):
+        yhat = expect_floats(yhat, "yhat", (len(p["y"]), p["V"].shape[0]))
+        value = -np.log(np.asarray(yhat, dtype=np.float64)[rows, p["y"]]).sum()
+        # Keep the forward's precision visible: float32 differences need larger steps.
+        return np.asarray(value, dtype=yhat.dtype)
+
+    def own(q):
+        _, yhat = expect_sequence(student.rnn_forward(*forward_args({**p, **q})), 2, "what rnn_forward returns")
+        return loss(yhat)
+
+    def reference(q):
+        return loss(np.array(oracle.rnn_forward(*forward_args({**p, **q}))[1]))
+
+    expect_backward_matches_forward(own, reference, {k: p[k] for k in KEYS}, got, None, rng, tolerance,
+                                    "rnn_backward", "rnn_forward")
+
+
+@check("rnn_backward", kind="behavior", points=4)
+def backward_leaves_inputs_alone(student, oracle, rng):
+    """No input is modified (yhat and h included); the gradients are finite float arrays."""
+    p = random_rnn(rng)
+    grads = student.rnn_backward(*_inputs(oracle, p))
+    expect_untouched(student, "rnn_backward", ARGS["rnn_backward"])
+    _gradients(grads, p)

@@ -1,0 +1,135 @@
+"""Checks of rnn_forward, rnn_loss and birnn_forward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assignments.rnn import mistakes
+from assignments.rnn.cases import ARGS, forward_args, random_birnn, random_rnn
+from assignments.rnn.registry import check
+from grader.checklib import Evidence, expect_floats, expect_untouched
+from grader.compare import expect_number, expect_sequence
+
+
+# ------------------------------------------------------------------ rnn_forward
+def _forward(student, p: dict):
+    return expect_sequence(student.rnn_forward(*forward_args(p)), 2, "what rnn_forward returns")
+
+
+def _forward_values(student, oracle, p: dict, tolerance) -> None:
+    h, yhat = _forward(student, p)
+    h_ref, yhat_ref = oracle.rnn_forward(*forward_args(p))
+    evidence = Evidence(tolerance)
+    evidence.compare(h, h_ref, "h")
+    evidence.compare(yhat, yhat_ref, "yhat")
+    evidence.verdict()
+
+
+@check("rnn_forward", kind="shape", points=3)
+def output_shapes(student, rng):
+    """h (T, H) and yhat (T, K), with T, D, H and K all different, and with T = 1."""
+    for T in (3, 1):
+        p = random_rnn(rng, T=T, D=4, H=5, K=6)
+        h, yhat = _forward(student, p)
+        expect_floats(h, "h", (T, 5))
+        expect_floats(yhat, "yhat", (T, 6))
+
+
+@check("rnn_forward", kind="numeric", points=5)
+def one_step(student, oracle, rng, tolerance):
+    """T = 1: h(1) = tanh(b + W h0 + U x(1)) and yhat(1) = softmax(c + V h(1))."""
+    _forward_values(student, oracle, random_rnn(rng, T=1), tolerance)
+
+
+@check("rnn_forward", kind="numeric", points=8)
+def sequence(student, oracle, rng, tolerance):
+    """T = 7: every h(t) carries h(t-1) forward, and every yhat(t) is a distribution."""
+    _forward_values(student, oracle, random_rnn(rng, T=7), tolerance)
+
+
+@check("rnn_forward", kind="behavior", points=4)
+def forward_leaves_inputs_alone(student, rng):
+    """x, h0 and the parameters are not modified; h and yhat are finite float arrays."""
+    p = random_rnn(rng)
+    h, yhat = _forward(student, p)
+    expect_untouched(student, "rnn_forward", ARGS["rnn_forward"])
+    expect_floats(h, "h")
+    expect_floats(yhat, "yhat")
+
+
+# ------------------------------------------------------------------ rnn_loss
+def _loss(student, yhat, y) -> float:
+    return expect_number(student.rnn_loss(yhat, y), "L")
+
+
+def _loss_value(student, oracle, yhat, y, tolerance, what: str) -> None:
+    got = _loss(student, yhat, y)
+    expected = oracle.rnn_loss(yhat, y)
+    evidence = Evidence(tolerance)
+    evidence.compare(np.asarray(got), np.asarray(expected), "L",
+                     {mistakes.LOSS_AVERAGED: [np.asarray(expected / len(y))] if len(y) > 1 else []},
+                     prefix=what)
+    evidence.verdict()
+
+
+@check("rnn_loss", kind="numeric", points=6)
+def summed_over_time(student, oracle, rng, tolerance):
+    """L = sum over t of -log yhat(t)[y(t)] over 6 time steps."""
+    p = random_rnn(rng)
+    _, yhat = oracle.rnn_forward(*forward_args(p))
+    _loss_value(student, oracle, np.array(yhat), p["y"], tolerance, "6 time steps")
+
+
+@check("rnn_loss", kind="numeric", points=2)
+def uniform_predictions(student, oracle, tolerance):
+    """yhat(t) uniform over K = 4 symbols at each of T = 5 steps: L = 5 log 4."""
+    yhat = np.full((5, 4), 0.25)
+    _loss_value(student, oracle, yhat, np.array([0, 3, 1, 2, 0]), tolerance, "uniform yhat, T = 5, K = 4")
+
+
+@check("rnn_loss", kind="behavior", points=2)
+def loss_leaves_inputs_alone(student, rng):
+    """yhat and y are not modified; L is a number."""
+    p = random_rnn(rng)
+    yhat = np.exp(p["x"][:, :3]) / np.exp(p["x"][:, :3]).sum(axis=1, keepdims=True)
+    L = student.rnn_loss(yhat, p["y"])
+    expect_untouched(student, "rnn_loss", ARGS["rnn_loss"])
+    expect_number(L, "L")
+
+
+# ------------------------------------------------------------------ birnn_forward
+def _birnn(student, args):
+    return expect_sequence(student.birnn_forward(*args), 3, "what birnn_forward returns")
+
+
+@check("birnn_forward", kind="shape", points=3)
+def birnn_shapes(student, rng):
+    """h (T, H_f), g (T, H_b) and yhat (T, K), with H_f != H_b."""
+    args = random_birnn(rng, T=4, D=3, Hf=4, Hb=2, K=5)
+    h, g, yhat = _birnn(student, args)
+    for name, value, shape in (("h", h, (4, 4)), ("g", g, (4, 2)), ("yhat", yhat, (4, 5))):
+        expect_floats(value, name, shape)
+
+
+@check("birnn_forward", kind="numeric", points=9)
+def birnn_values(student, oracle, rng, tolerance):
+    """h runs forward from h0, g backward from g0 (g(T) first computed, stored at row T-1),
+    and yhat(t) = softmax(c + V [h(t); g(t)])."""
+    args = random_birnn(rng)
+    h, g, yhat = _birnn(student, args)
+    h_ref, g_ref, yhat_ref = oracle.birnn_forward(*args)
+    models = mistakes.birnn_models(*args, g=g_ref)
+    evidence = Evidence(tolerance)
+    evidence.compare(h, h_ref, "h", partial=True)
+    evidence.compare(g, g_ref, "g", models["g"], partial=True)
+    evidence.compare(yhat, yhat_ref, "yhat", models["yhat"], partial=True)
+    evidence.verdict()
+
+
+@check("birnn_forward", kind="behavior", points=3)
+def birnn_leaves_inputs_alone(student, rng):
+    """No input is modified; h, g and yhat are finite float arrays."""
+    h, g, yhat = _birnn(student, random_birnn(rng))
+    expect_untouched(student, "birnn_forward", ARGS["birnn_forward"])
+    for name, value in (("h", h), ("g", g), ("yhat", yhat)):
+        expect_floats(value, name)
