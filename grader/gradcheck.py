@@ -16,6 +16,11 @@ Two directions per gradient:
 - one random direction: it sees any part of the error that is orthogonal to g
   (a g that is a wrong multiple of the truth fails the first direction, a g that
   is rotated away from it fails the second).
+Differentiating the reference forward (always float64, where round-off is no
+concern) uses two random directions instead, so that the points it is evaluated at
+never depend on the student: the student kit can record the reference's answers
+there ahead of time. Random directions are Rademacher (+-1/sqrt(n) per entry): unit
+length by construction, bit-for-bit the same on every machine.
 
 Everything is computed in float64. A forward pass that computes in float32 makes
 phi itself noisy; `directional_errors` subtracts an estimate of that round-off
@@ -87,9 +92,11 @@ def step_for(p: np.ndarray, relative_step: float) -> float:
 
 def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
                        rng: np.random.Generator, relative_step: float = STEP_FLOAT64,
-                       eps: float = float(np.finfo(np.float64).eps)) -> dict[str, Directional]:
+                       eps: float = float(np.finfo(np.float64).eps),
+                       along_gradient: bool = True) -> dict[str, Directional]:
     """Compare each gradient in `grads` with central differences of `phi` along two unit
-    directions in that input's space. `phi(inputs) -> (value, scale)`, see `contraction`.
+    directions in that input's space: the gradient's own and a random one (two random
+    ones when `along_gradient` is False). `phi(inputs) -> (value, scale)`, see `contraction`.
 
     Forward calls: four per gradient (two directions, two sides), independent of sizes.
     Relative error of a gradient g: max over directions of
@@ -103,8 +110,8 @@ def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str,
         g = np.asarray(grad, dtype=np.float64)
         h = step_for(p, relative_step)
         norm = float(np.linalg.norm(g))
-        directions = [g / norm] if norm > 0 else [_unit(rng, p.shape)]
-        directions.append(_unit(rng, p.shape))
+        first = _unit(rng, p.shape)  # drawn whatever happens: the same stream for every student
+        directions = [g / norm if along_gradient and norm > 0 else first, _unit(rng, p.shape)]
         analytic, numeric, errors = [], [], []
         for u in directions:
             plus, plus_scale = phi({**base, name: p + h * u})
@@ -122,9 +129,9 @@ def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str,
 
 
 def _unit(rng: np.random.Generator, shape) -> np.ndarray:
-    r = rng.standard_normal(shape)
-    n = float(np.linalg.norm(r))
-    return r / n if n > 0 else r
+    """A random unit vector with entries +-1/sqrt(n)."""
+    signs = rng.integers(0, 2, size=shape) * 2.0 - 1.0
+    return signs / np.sqrt(float(max(signs.size, 1)))
 
 
 @dataclass
@@ -168,12 +175,12 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
     reference_phi = _phi(reference_forward, upstream)
     expected = np.asarray(reference_forward(inputs), dtype=np.float64)
 
-    def measure(phi, eps, step):
-        found = directional_errors(phi, inputs, grads, np.random.default_rng(seed), step, eps)
+    def measure(phi, eps, step, along_gradient):
+        found = directional_errors(phi, inputs, grads, np.random.default_rng(seed), step, eps, along_gradient)
         return {f"d{name}": d.error for name, d in found.items()}  # named as the student knows them
 
     def by_reference(notes):
-        return Verdict(measure(reference_phi, float(np.finfo(np.float64).eps), steps[0]),
+        return Verdict(measure(reference_phi, float(np.finfo(np.float64).eps), steps[0], False),
                        tolerance.fd_rtol, "reference", notes)
 
     try:
@@ -188,7 +195,7 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
     eps = float(np.finfo(np.float32 if single else np.float64).eps)
     rtol = FD_RTOL_FLOAT32 if single else tolerance.fd_rtol
     try:
-        own = Verdict(measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0]),
+        own = Verdict(measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0], True),
                       rtol, "own")
     except (StudentCallError, StudentRaised, CheckFailed) as exc:
         return by_reference([f"your forward pass failed on a perturbed input ({_short(exc)}), so "

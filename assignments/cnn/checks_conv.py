@@ -18,7 +18,15 @@ from assignments.cnn.cases import (
     size_table,
 )
 from assignments.cnn.registry import check
-from grader.checklib import Evidence, compare_gradients, expect_floats, expect_untouched, fits, gradient_tuple, model_rtol
+from grader.checklib import (
+    Evidence,
+    compare_gradients,
+    expect_floats,
+    expect_untouched,
+    fits,
+    gradient_tuple,
+    model_rtol,
+)
 from grader.checks import CheckFailed
 from grader.compare import BAD_RETURN
 from grader.gradcheck import expect_backward_matches_forward

@@ -7,7 +7,13 @@ import numpy as np
 from assignments.cnn import mistakes
 from assignments.cnn.cases import ARGS, away_from_zero
 from assignments.cnn.registry import check
-from grader.checklib import Evidence, compare_gradients, expect_floats, expect_untouched, gradient_tuple
+from grader.checklib import (
+    Evidence,
+    compare_gradients,
+    expect_floats,
+    expect_untouched,
+    gradient_tuple,
+)
 from grader.checks import CheckFailed
 from grader.compare import expect_number, expect_sequence
 from grader.gradcheck import expect_backward_matches_forward

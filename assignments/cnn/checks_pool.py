@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from assignments.cnn import mistakes
-from assignments.cnn.cases import ARGS, POOL_DISJOINT, POOL_OVERLAP, POOL_TABLE, Pool, distinct, with_ties
+from assignments.cnn.cases import (
+    ARGS,
+    POOL_DISJOINT,
+    POOL_OVERLAP,
+    POOL_TABLE,
+    Pool,
+    distinct,
+    with_ties,
+)
 from assignments.cnn.registry import check
 from grader.checklib import Evidence, expect_floats, expect_untouched, fits, model_rtol
 from grader.checks import CheckFailed

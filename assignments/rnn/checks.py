@@ -6,6 +6,7 @@ see grader/checks.py."""
 import assignments.rnn.checks_forward  # noqa: F401 - importing a module registers its checks
 import assignments.rnn.checks_backward  # noqa: F401
 import assignments.rnn.checks_sample  # noqa: F401
+import assignments.rnn.checks_birnn  # noqa: F401
 # isort: on
 from assignments.rnn.registry import registry
 

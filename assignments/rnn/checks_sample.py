@@ -95,17 +95,20 @@ def feeds_back_each_draw(student, rng):
     previous = np.array([x0] + draws[:-1])
     observed = np.zeros((K, K))
     np.add.at(observed, (previous, np.array(draws)), 1)
-    rows = observed.sum(axis=1) > 0
-    expected = observed.sum(axis=1, keepdims=True) * transitions
-    statistic = float(((observed - expected) ** 2 / expected)[rows].sum())
+    rows = observed.sum(axis=1) > 0  # previous symbols that occurred
+    expected = observed[rows].sum(axis=1, keepdims=True) * transitions[rows]
+    statistic = float(((observed[rows] - expected) ** 2 / expected).sum())
     dof = int(rows.sum()) * (K - 1)
     p_value = float(stats.chi2.sf(statistic, dof))
     if p_value < P_VALUE:
+        # Without feedback every draw comes from yhat given x0 (W = 0: the state cannot remember).
+        unfed = stats.chisquare(np.bincount(draws, minlength=K), n * transitions[x0]).pvalue
+        codes = [mistakes.NO_FEEDBACK] if unfed >= P_VALUE else _argmax(draws, params, x0)
         follows = float(np.mean(np.array(draws) == (previous + 1) % K))
         raise CheckFailed(f"the draws do not follow yhat(t) given the symbol drawn before (a symbol s is "
                           f"followed by s + 1 {follows:.0%} of the time, expected about "
                           f"{float(np.mean(np.diag(np.roll(transitions, -1, axis=1)))):.0%}); chi-square "
-                          f"p-value {p_value:.2g}", _argmax(draws, params, x0),
+                          f"p-value {p_value:.2g}", codes,
                           {"p_value": p_value, "observed": observed.astype(int).tolist()})
 
 
@@ -119,7 +122,8 @@ def reproducible(student, rng):
     again = _draw(student, params, x0, n, seed)
     if first != again:
         raise CheckFailed("two calls with generators in the same state drew different sequences: draw "
-                          "with the rng argument (e.g. rng.choice), not np.random's global state")
+                          "with the rng argument (e.g. rng.choice), not np.random's global state",
+                          [mistakes.IGNORES_RNG])
     other = _draw(student, params, x0, n, seed + 1)
     if other == first:
         raise CheckFailed(f"generators seeded differently drew the same {n} symbols: the draws do not "

@@ -39,6 +39,15 @@ ARGMAX = register(
     "Sampling takes the most likely symbol instead of drawing from yhat.",
     "Draw each symbol at random with the probabilities yhat(t), with the rng you are given "
     "(e.g. rng.choice(K, p=yhat_t)); the most likely symbol every time is not sampling.").code
+NO_FEEDBACK = register(
+    "sample.no_feedback",
+    "The symbols drawn are not fed back: every step gets the same input.",
+    "Each drawn symbol becomes the next input x(t+1) = onehot(drawn symbol); x0 is only the first input.").code
+IGNORES_RNG = register(
+    "sample.ignores_rng",
+    "The draws do not come from the rng argument (np.random's global state, or a new generator).",
+    "Draw with the generator you are given (rng.choice(K, p=yhat_t), rng.random(), ...): the same "
+    "generator state must give the same sequence.").code
 G_FORWARD = register(
     "birnn.g_not_reversed",
     "The backward recurrence g runs forward in time.",
