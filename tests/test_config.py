@@ -49,9 +49,9 @@ def test_a_full_configuration(tmp_path):
     defaults = {c.id: c for c in CNN.checks if c.function == "conv2d_forward"}
     # The function's total, in its own proportions; then the one check set exactly.
     assert sum(c.points for i, c in forward.items() if i != "conv2d_forward.speed") == pytest.approx(30)
-    ratio = forward["conv2d_forward.random_values"].points / forward["conv2d_forward.lecture_two_channel_example"].points
-    assert ratio == pytest.approx(defaults["conv2d_forward.random_values"].points
-                                  / defaults["conv2d_forward.lecture_two_channel_example"].points)
+    random, lecture = "conv2d_forward.random_values", "conv2d_forward.lecture_two_channel_example"
+    assert forward[random].points / forward[lecture].points == pytest.approx(
+        defaults[random].points / defaults[lecture].points)
     assert forward["conv2d_forward.speed"].points == 2
     assert graded.max_score == pytest.approx(CNN.max_score + 10 + 2)
     pool = {c.id: c.visibility for c in graded.checks if c.function == "maxpool_backward"}
@@ -64,7 +64,8 @@ def test_a_full_configuration(tmp_path):
 
 def test_the_original_assignment_is_untouched(tmp_path):
     before = [(c.id, c.points, c.visibility) for c in CNN.checks]
-    apply_config(CNN, load_config(write(tmp_path, '[points]\nconv2d_forward = 1\n[visibility]\nrelu_forward = "hidden"\n')))
+    text = '[points]\nconv2d_forward = 1\n[visibility]\nrelu_forward = "hidden"\n'
+    apply_config(CNN, load_config(write(tmp_path, text)))
     assert [(c.id, c.points, c.visibility) for c in CNN.checks] == before
 
 

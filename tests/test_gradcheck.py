@@ -190,3 +190,13 @@ def test_reference_points_do_not_depend_on_the_student():
         backward_matches_forward(lambda q: layer(q) + 5.0, reference, p, grads, dy, np.random.default_rng(11))
     half = len(seen) // 2
     assert seen[:half] == seen[half:]
+
+
+def test_float32_gradients_are_judged_at_float32_precision():
+    rng = np.random.default_rng(12)
+    p, dy = problem(rng, 16, 40, 12)
+    grads = {k: g.astype(np.float32) for k, g in layer_backward(dy, p).items()}
+    verdict = backward_matches_forward(lambda q: layer(q) * 2, layer, p, grads, dy, rng)  # judged by the reference
+    assert verdict.passed and verdict.tolerance == FD_RTOL_FLOAT32
+    grads["b"] = grads["b"] * np.float32(1.05)
+    assert not backward_matches_forward(layer, layer, p, grads, dy, rng).passed

@@ -6,6 +6,7 @@ see grader/checks.py."""
 import assignments.cnn.checks_conv  # noqa: F401 - importing a module registers its checks
 import assignments.cnn.checks_pool  # noqa: F401
 import assignments.cnn.checks_dense  # noqa: F401
+import assignments.cnn.checks_softmax  # noqa: F401
 import assignments.cnn.checks_network  # noqa: F401
 # isort: on
 from assignments.cnn.registry import registry

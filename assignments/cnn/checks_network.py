@@ -101,9 +101,9 @@ def _end_to_end(student, oracle, rng, tolerance, x, labels, params) -> None:
         raise CheckFailed(f"the network's gradients differ from the reference's (relative errors {summary}){where}",
                           [], {"relative_errors": errors})
     expect_backward_matches_forward(lambda p: network_loss(student, p, x, labels)[0],
-                         lambda p: network_loss(oracle, p, x, labels)[0],
-                         params, {k: np.asarray(v) for k, v in grads.items()}, None, rng, tolerance,
-                         "the network", "network's loss")
+                                    lambda p: network_loss(oracle, p, x, labels)[0],
+                                    params, {k: np.asarray(v) for k, v in grads.items()}, None, rng, tolerance,
+                                    "the network", "network's loss")
 
 
 @check("conv2d_forward", kind="performance", points=0)

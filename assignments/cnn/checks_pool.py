@@ -86,6 +86,14 @@ def _against_reference(student, oracle, rng, tolerance, cases, overlap: bool) ->
     evidence.verdict()
 
 
+@check("maxpool_backward", kind="shape", points=1)
+def gradient_shapes(student, rng):
+    """dx has x's shape over the configurations of the shape table (zero where no window reads)."""
+    for pool in POOL_TABLE:
+        x = distinct(rng, pool.x)
+        expect_floats(student.maxpool_backward(_upstream(rng, pool), x, **pool.kwargs()), "dx", x.shape)
+
+
 @check("maxpool_backward", kind="gradient", points=4)
 def against_reference(student, oracle, rng, tolerance):
     """dx against the reference on windows that do not overlap (inputs without ties)."""
@@ -148,7 +156,7 @@ def tied_maxima(student, rng, tolerance):
     evidence.verdict()
 
 
-@check("maxpool_backward", kind="gradient", points=2)
+@check("maxpool_backward", kind="gradient", points=1)
 def against_own_forward(student, oracle, rng, tolerance):
     """dx against directional central differences of your own maxpool_forward, with
     overlapping windows and inputs far from ties (no window changes its maximum)."""
@@ -165,7 +173,7 @@ def against_own_forward(student, oracle, rng, tolerance):
 
     # Steps far below the 1/8 between neighbouring values: no maximum changes.
     expect_backward_matches_forward(own, reference, {"x": x}, {"x": got}, dy, rng, tolerance,
-                         "maxpool_backward", "maxpool_forward", steps=(1e-5, 1e-3))
+                                    "maxpool_backward", "maxpool_forward", steps=(1e-5, 1e-3))
 
 
 @check("maxpool_backward", kind="behavior", points=1, name="leaves_inputs_alone")

@@ -1,0 +1,97 @@
+"""Checks of softmax_cross_entropy: the mean cross-entropy over the batch and its gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assignments.cnn import mistakes
+from assignments.cnn.cases import ARGS
+from assignments.cnn.registry import check
+from grader.checklib import Evidence, expect_floats, expect_untouched
+from grader.checks import CheckFailed
+from grader.compare import expect_number, expect_sequence
+from grader.gradcheck import expect_backward_matches_forward
+
+
+def _scores(rng, n: int = 5, k: int = 4):
+    return rng.standard_normal((n, k)) * 2.0, rng.integers(0, k, size=n)
+
+
+def _loss_and_grad(value):
+    loss, dz = expect_sequence(value, 2, "what softmax_cross_entropy returns")
+    return loss, dz
+
+
+@check("softmax_cross_entropy", kind="shape", points=1, name="output_shapes")
+def softmax_shapes(student, rng):
+    """A number and dz (N, K), with one example, two classes, more classes than examples."""
+    for n, k in ((1, 2), (6, 3), (2, 7)):
+        z, labels = _scores(rng, n, k)
+        loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+        expect_number(loss, "loss")
+        expect_floats(dz, "dz", (n, k))
+
+
+@check("softmax_cross_entropy", kind="numeric", points=4, name="values")
+def softmax_values(student, oracle, rng, tolerance):
+    """The mean over the batch of -log softmax(z)[label], and its gradient (softmax - onehot) / N."""
+    z, labels = _scores(rng)
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
+    loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz)
+    evidence = Evidence(tolerance)
+    evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
+    evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)
+    evidence.verdict()
+
+
+@check("softmax_cross_entropy", kind="behavior", points=3)
+def large_scores(student, oracle, rng, tolerance):
+    """Scores around 1000 (exact in float32 too): the loss and dz stay finite and right."""
+    z, labels = _scores(rng)
+    z = 1000.0 + np.round(z * 64) / 64
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    finite = _all_finite(loss) and _all_finite(dz)
+    naive_loss, naive_dz = mistakes.naive_softmax_cross_entropy(z, labels)
+    if not finite:
+        explained = not (np.isfinite(naive_loss) and np.all(np.isfinite(naive_dz)))
+        raise CheckFailed(f"for scores around 1000 the result holds NaN or inf (loss {loss!r})",
+                          [mistakes.UNSTABLE] if explained else ["submission.bad_return"])
+    ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
+    loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz)
+    evidence = Evidence(tolerance)
+    evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
+    evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)
+    evidence.verdict()
+
+
+def _all_finite(value) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+    except (TypeError, ValueError):
+        return True  # not numbers at all: the comparison will say so
+
+
+@check("softmax_cross_entropy", kind="gradient", points=1)
+def against_own_loss(student, oracle, rng, tolerance):
+    """dz against directional central differences of your own loss."""
+    z, labels = _scores(rng)
+    _, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    dz = expect_floats(dz, "dz")
+
+    def own(p):
+        loss, _ = _loss_and_grad(student.softmax_cross_entropy(p["z"], labels))
+        return loss if isinstance(loss, np.generic) else expect_number(loss, "loss")
+
+    expect_backward_matches_forward(own, lambda p: oracle.softmax_cross_entropy(p["z"], labels)[0],
+                                    {"z": z}, {"z": dz}, None, rng, tolerance, "softmax_cross_entropy", "loss")
+
+
+@check("softmax_cross_entropy", kind="behavior", points=1, name="leaves_inputs_alone")
+def softmax_leaves_inputs_alone(student, rng):
+    """z and labels are not modified; the loss is a number and dz a finite float array."""
+    z, labels = _scores(rng)
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    expect_untouched(student, "softmax_cross_entropy", ARGS["softmax_cross_entropy"])
+    expect_number(loss, "loss")
+    expect_floats(dz, "dz")
