@@ -50,9 +50,12 @@ def model_rtol(tolerance: Tolerances) -> float:
     return MODEL_SLACK * tolerance.value_rtol
 
 
-def expect_floats(value, name: str, shape: tuple | None = None) -> np.ndarray:
-    """A finite ndarray of a floating dtype (float32 and float64 both welcome)."""
+def expect_floats(value, name: str, shape: tuple | None = None, ndim: int | None = None) -> np.ndarray:
+    """A finite ndarray of a floating dtype (float32 and float64 both welcome), of `shape`
+    or at least of `ndim` dimensions when given."""
     arr = expect_array(value, name, shape)
+    if ndim is not None and arr.ndim != ndim:
+        raise CheckFailed(f"{name} has {arr.ndim} dimensions (shape {arr.shape}), expected {ndim}", [BAD_RETURN])
     if arr.dtype.kind != "f":
         raise CheckFailed(f"{name} has dtype {arr.dtype}; a layer's results should be floating point "
                           "(e.g. float64)", [BAD_RETURN])
@@ -70,8 +73,9 @@ def expect_untouched(student, function: str, arg_names: tuple[str, ...]) -> None
 
 
 def fits(got, model, rtol: float, atol: float = DEFAULT_TOLERANCES.value_atol) -> bool:
-    """Does `got` match the model's output (same shape, close values)?"""
-    if model is None:
+    """Does `got` match the model's output (same shape, close values)? A list is never a
+    fit: returning one is a mistake of its own (submission.bad_return)."""
+    if model is None or isinstance(got, (list, tuple)):
         return False
     try:
         got = np.asarray(got, dtype=np.float64)

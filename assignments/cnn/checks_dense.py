@@ -47,10 +47,10 @@ def relu_values(student, oracle, rng, tolerance):
 
 @check("relu_forward", kind="behavior", points=1, name="leaves_inputs_alone")
 def relu_leaves_inputs_alone(student, rng):
-    """x is not modified; y is a finite float array."""
+    """x is not modified; y is a finite float array of the right shape."""
     y = student.relu_forward(_with_zeros(rng, (3, 5)))
     expect_untouched(student, "relu_forward", ARGS["relu_forward"])
-    expect_floats(y, "y")
+    expect_floats(y, "y", (3, 5))
 
 
 @check("relu_backward", kind="shape", points=1, name="gradient_shapes")
@@ -106,7 +106,7 @@ def relu_grad_against_own_forward(student, oracle, rng, tolerance):
 
 @check("relu_backward", kind="behavior", points=1, name="leaves_inputs_alone")
 def relu_grad_leaves_inputs_alone(student, rng):
-    """dy and x are not modified (dy included); dx is a finite float array."""
+    """dy and x are not modified (dy included); dx is a finite float array shaped like x."""
     x = _with_zeros(rng, (3, 5))
     dx = student.relu_backward(rng.standard_normal(x.shape), x)
     expect_untouched(student, "relu_backward", ARGS["relu_backward"])
@@ -151,10 +151,10 @@ def linear_square_weights(student, oracle, rng, tolerance):
 
 @check("linear_forward", kind="behavior", points=1, name="leaves_inputs_alone")
 def linear_leaves_inputs_alone(student, rng):
-    """x, w and b are not modified; y is a finite float array."""
+    """x, w and b are not modified; y is a finite float array of the right shape."""
     y = student.linear_forward(*_linear(rng, 3, 4, 2))
     expect_untouched(student, "linear_forward", ARGS["linear_forward"])
-    expect_floats(y, "y")
+    expect_floats(y, "y", (3, 2))
 
 
 def _linear_backward(student, oracle, rng, tolerance, n, d_in, d_out) -> None:

@@ -55,11 +55,11 @@ def values(student, oracle, rng, tolerance):
 
 @check("maxpool_forward", kind="behavior", points=2, name="leaves_inputs_alone")
 def pool_leaves_inputs_alone(student, rng):
-    """x is not modified; y is a finite float array."""
+    """x is not modified; y is a finite 4-D float array."""
     for pool in (POOL_TABLE[0], POOL_OVERLAP[0]):
         y = student.maxpool_forward(rng.standard_normal(pool.x), **pool.kwargs())
         expect_untouched(student, "maxpool_forward", ARGS["maxpool_forward"])
-        expect_floats(y, "y")
+        expect_floats(y, "y", ndim=4)  # its shape is judged elsewhere
 
 
 # ------------------------------------------------------------------ backward
@@ -178,7 +178,7 @@ def against_own_forward(student, oracle, rng, tolerance):
 
 @check("maxpool_backward", kind="behavior", points=1, name="leaves_inputs_alone")
 def pool_grad_leaves_inputs_alone(student, rng):
-    """dy and x are not modified (dy included); dx is a finite float array."""
+    """dy and x are not modified (dy included); dx is a finite float array shaped like x."""
     pool = POOL_OVERLAP[0]
     x = distinct(rng, pool.x)
     dy = _upstream(rng, pool)

@@ -61,10 +61,16 @@ def single_step(student, oracle, rng, tolerance):
     _against_reference(student, oracle, random_rnn(rng, T=1), tolerance, "T = 1")
 
 
-@check("rnn_backward", kind="gradient", points=12)
+@check("rnn_backward", kind="gradient", points=8)
 def through_time(student, oracle, rng, tolerance):
     """T = 6: gradients flow back through W from later steps and add up over time."""
     _against_reference(student, oracle, random_rnn(rng, T=6), tolerance, "T = 6")
+
+
+@check("rnn_backward", kind="gradient", points=4, visibility="hidden")
+def long_sequence(student, oracle, rng, tolerance):
+    """T = 12 with other sizes (D = 6, H = 3, K = 5)."""
+    _against_reference(student, oracle, random_rnn(rng, T=12, D=6, H=3, K=5), tolerance, "T = 12")
 
 
 @check("rnn_backward", kind="gradient", points=8)

@@ -39,8 +39,10 @@ def birnn_values(student, oracle, rng, tolerance):
 
 @check("birnn_forward", kind="behavior", points=3, name="leaves_inputs_alone")
 def birnn_leaves_inputs_alone(student, rng):
-    """No input is modified; h, g and yhat are finite float arrays."""
-    h, g, yhat = _birnn(student, random_birnn(rng))
+    """No input is modified; h, g and yhat are finite float arrays of the right shapes."""
+    args = random_birnn(rng)
+    h, g, yhat = _birnn(student, args)
     expect_untouched(student, "birnn_forward", ARGS["birnn_forward"])
-    for name, value in (("h", h), ("g", g), ("yhat", yhat)):
-        expect_floats(value, name)
+    T = args[0].shape[0]
+    for name, value, size in (("h", h, args[1].size), ("g", g, args[2].size), ("yhat", yhat, args[-1].size)):
+        expect_floats(value, name, (T, size))

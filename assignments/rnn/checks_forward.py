@@ -41,20 +41,26 @@ def one_step(student, oracle, rng, tolerance):
     _forward_values(student, oracle, random_rnn(rng, T=1), tolerance)
 
 
-@check("rnn_forward", kind="numeric", points=8)
+@check("rnn_forward", kind="numeric", points=5)
 def sequence(student, oracle, rng, tolerance):
     """T = 7: every h(t) carries h(t-1) forward, and every yhat(t) is a distribution."""
     _forward_values(student, oracle, random_rnn(rng, T=7), tolerance)
 
 
+@check("rnn_forward", kind="numeric", points=3, visibility="hidden")
+def long_sequence(student, oracle, rng, tolerance):
+    """T = 15 with other sizes (D = 6, H = 3, K = 5)."""
+    _forward_values(student, oracle, random_rnn(rng, T=15, D=6, H=3, K=5), tolerance)
+
+
 @check("rnn_forward", kind="behavior", points=4, name="leaves_inputs_alone")
 def forward_leaves_inputs_alone(student, rng):
-    """x, h0 and the parameters are not modified; h and yhat are finite float arrays."""
+    """x, h0 and the parameters are not modified; h and yhat are finite float arrays of the right shapes."""
     p = random_rnn(rng)
     h, yhat = _forward(student, p)
     expect_untouched(student, "rnn_forward", ARGS["rnn_forward"])
-    expect_floats(h, "h")
-    expect_floats(yhat, "yhat")
+    expect_floats(h, "h", (len(p["x"]), len(p["h0"])))
+    expect_floats(yhat, "yhat", (len(p["x"]), len(p["c"])))
 
 
 # ------------------------------------------------------------------ rnn_loss
