@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import hashlib
 import sys
 import tempfile
 import time
@@ -43,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default: reports/)")
     parser.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
                         help="submissions graded in parallel (default: 2)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="an instructor's TOML file overriding points, visibility, forbidden imports, "
+                        "limits and tolerances (see assignments/<name>/README.md); flags given here win")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-clock limit per call of a student function (default: 10)")
-    parser.add_argument("--load-timeout", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--load-timeout", type=float, default=None, metavar="SECONDS",
                         help="time the module's top level may run before the grader falls back to "
                         "its definitions alone (default: 5)")
-    parser.add_argument("--memory", type=int, default=2048, metavar="MB",
+    parser.add_argument("--memory", type=int, default=None, metavar="MB",
                         help="address-space limit of a worker in MB (default: 2048)")
     parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
     parser.add_argument("--resume", action="store_true",
@@ -68,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(value, name):
-    if value is None or value <= 0:
+    if value is not None and value <= 0:
         raise UsageError(f"{name} must be positive, got {value}")
     return value
 
@@ -123,6 +128,27 @@ def _extract_class(zip_path: Path, scratch: Path, contract_files: set[str]) -> t
     return single_top_folder(scratch, contract_files), warnings
 
 
+def _configured(assignment, config_path: Path | None):
+    """The assignment with an instructor's overrides applied, and the config (or None)."""
+    if config_path is None:
+        return assignment, None
+    from grader.config import apply_config, load_config
+
+    try:
+        config = load_config(config_path)
+        return apply_config(assignment, config), config
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _result_key(sub, config_path: Path | None) -> str:
+    """What a kept result must match for --resume: the files, and the config they were graded under."""
+    if config_path is None:
+        return sub.content_hash()
+    return hashlib.sha256((sub.content_hash() + hashlib.sha256(config_path.read_bytes()).hexdigest())
+                          .encode()).hexdigest()
+
+
 def _oracle(assignment, in_kit: bool):
     from grader.kit import recorded_path
     from grader.oracle import RecordedOracle, ReferenceOracle, load_recorded
@@ -135,6 +161,7 @@ def _oracle(assignment, in_kit: bool):
 def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit: bool) -> int:
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
+    from grader.compare import DEFAULT_TOLERANCES
     from grader.report.html import write_reports
     from grader.runner import RunOptions, grade_all
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
@@ -150,7 +177,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
                          f"({' or '.join(sorted(assignments))})")
     if name not in assignments:
         raise UsageError(f"unknown assignment {name!r}; choose {' or '.join(sorted(assignments))}")
-    assignment = assignments[name]
+    assignment, config = _configured(assignments[name], args.config)
     if args.only:
         unknown = sorted(set(args.only) - {s.student for s in subs})
         if unknown:
@@ -171,16 +198,19 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
     store = ResultStore(out, assignment.name, args.resume)
+    limits = config.limits_over(Limits()) if config is not None else Limits()
+    flags = {"memory_mb": args.memory, "call_timeout": args.timeout, "load_timeout": args.load_timeout}
+    limits = dataclasses.replace(limits, **{k: v for k, v in flags.items() if v is not None})
     options = RunOptions(
-        limits=Limits(memory_mb=args.memory, call_timeout=args.timeout, load_timeout=args.load_timeout),
+        limits=limits, tolerances=config.tolerances_over() if config is not None else DEFAULT_TOLERANCES,
         jobs=args.jobs, sandbox=sandbox,
         # bubblewrap hides the class (each worker gets a copy of its own files) and the output.
         hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
               out.resolve()],
     )
-    todo = []
+    todo, keys = [], {sub.student: _result_key(sub, args.config) for sub in subs}
     for sub in subs:
-        kept = store.reusable(sub.student, sub.content_hash()) if args.resume else None
+        kept = store.reusable(sub.student, keys[sub.student]) if args.resume else None
         if kept is not None:
             store.add(kept, journal=False)
         else:
@@ -192,6 +222,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     interrupted = False
 
     def on_result(result):
+        result.content_hash = keys[result.student]
         store.add(result)
         progress.update(result)
 
@@ -309,6 +340,7 @@ def print_summary(sub) -> None:
 def build_kit_command(argv: list[str]) -> int:
     """`grade kit`: the student kit, a folder and a zip with no reference code."""
     from grader.assignment import available
+    from grader.compare import DEFAULT_TOLERANCES
     from grader.kit import KitError, build_kit, kit_marker
 
     parser = argparse.ArgumentParser(
@@ -319,6 +351,8 @@ def build_kit_command(argv: list[str]) -> int:
     parser.add_argument("--assignment", "-a", required=True, metavar="NAME", help="cnn or rnn")
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
                         help="the kit folder to create (a DIR.zip is written beside it)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the instructor's TOML overrides, so that the kit's public checks are the run's")
     args = parser.parse_args(argv)
     try:
         if kit_marker() is not None:
@@ -327,8 +361,9 @@ def build_kit_command(argv: list[str]) -> int:
         if args.assignment not in assignments:
             raise KitError(f"unknown assignment {args.assignment!r}; choose "
                            f"{' or '.join(sorted(assignments))}")
-        archive = build_kit(assignments[args.assignment], args.out)
-    except KitError as exc:
+        assignment, config = _configured(assignments[args.assignment], args.config)
+        archive = build_kit(assignment, args.out, config.tolerances_over() if config else DEFAULT_TOLERANCES)
+    except (KitError, UsageError) as exc:
         print(f"grade kit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"Kit for '{args.assignment}': {args.out}/ and {archive}")

@@ -10,6 +10,8 @@ Why these tolerances:
 - `grad_rtol` 1e-4: gradients are compared like values; the directional finite
   differences of a student's own forward are compared with `fd_rtol` 1e-5, since
   central differences in float64 are accurate to ~1e-8 relative.
+- `fd_rtol_float32` 1e-3: differences of a float32 forward are good to ~1e-5;
+  every known gradient mistake is off by more than 1e-2.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Tolerances:
     value_atol: float = 1e-8
     grad_rtol: float = 1e-4
     fd_rtol: float = 1e-5
+    fd_rtol_float32: float = 1e-3
 
 
 DEFAULT_TOLERANCES = Tolerances()

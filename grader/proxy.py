@@ -41,13 +41,16 @@ class StudentCallError(Exception):
 class StudentRaised(Exception):
     """The student's function raised; `type_name` is the exception's class name."""
 
-    def __init__(self, function: str, type_name: str, message: str, where: str):
+    def __init__(self, function: str, type_name: str, message: str, where: str,
+                 type_names: tuple[str, ...] = ()):
         text = f"{function} raised {type_name}" + (f": {message}" if message else "")
         if where:
             text += f" ({where})"
         super().__init__(text)
         self.function = function
         self.type_name = type_name
+        # The class and its bases, so that a ValueError subclass counts as a ValueError.
+        self.type_names = tuple(type_names) or (type_name,)
         self.message = text
 
 
@@ -196,8 +199,10 @@ class StudentSession:
             raise StudentCallError("submission.missing_function", message)
         if kind == "raised":
             line = reply.get("line") if isinstance(reply.get("line"), int) else None
+            bases = reply.get("bases")
+            bases = tuple(str(b)[:100] for b in bases[:20]) if isinstance(bases, list) else ()
             raise StudentRaised(function, str(reply.get("type", "an exception"))[:100], message,
-                                self.code.where(line))
+                                self.code.where(line), bases)
         self._kill()
         raise StudentCallError("submission.crashed", f"{function}: the worker sent an invalid reply")
 

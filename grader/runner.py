@@ -43,8 +43,11 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckRes
     start = time.perf_counter()
     passed, message, codes, details = False, "", [], {}
     try:
-        check.call(student=student, oracle=oracle, rng=np.random.default_rng(check.seed), tolerance=tolerances)
+        returned = check.call(student=student, oracle=oracle, rng=np.random.default_rng(check.seed),
+                              tolerance=tolerances)
         passed = True
+        if isinstance(returned, dict):  # a passing check may report numbers and a note
+            details, message = returned, str(returned.get("note", ""))
     except CheckFailed as failure:
         message, codes, details = failure.message, failure.diagnoses, failure.details
     except StudentCallError as failure:

@@ -50,7 +50,8 @@ class InProcessStudent:
         except MemoryError:
             raise StudentCallError("submission.memory_limit", f"{name} ran out of memory") from None
         except Exception as exc:  # noqa: BLE001
-            raise StudentRaised(name, type(exc).__name__, str(exc), "") from None
+            raise StudentRaised(name, type(exc).__name__, str(exc), "",
+                                tuple(c.__name__ for c in type(exc).__mro__)) from None
         self._last_seconds = time.perf_counter() - started
         self._last_mutated = [k for k, v in _arrays(args, kwargs) if not np.array_equal(before[k], v,
                                                                                             equal_nan=True)]

@@ -226,6 +226,7 @@ def describe_exception(exc: BaseException, display_name: str | None) -> dict:
     return {
         "kind": kind,
         "type": type(exc).__name__,
+        "bases": [c.__name__ for c in type(exc).__mro__][:20],
         "message": message[:2000],
         "line": line,
         "traceback": text[-4000:],

@@ -1,0 +1,128 @@
+"""The student kit: built from the toolkit, installed in a fresh virtual environment
+that has no reference, it gives the same public verdicts and diagnoses as the
+instructor's run, holds no reference code and nothing of the hidden checks, and the
+template grades to 0 with "not implemented yet" for every function."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import available
+from grader.cli import main
+from grader.oracle import RecordingOracle
+from grader.runner import run_check
+from grader.testing import InProcessStudent
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = Path(__file__).parent / "submissions"
+
+
+@pytest.fixture(scope="module", params=["cnn", "rnn"])
+def kit(request, tmp_path_factory):
+    name = request.param
+    work = tmp_path_factory.mktemp(f"kit-{name}")
+    folder = work / "kit"
+    assert main(["kit", "--assignment", name, "--out", str(folder)]) == 0
+    env_dir = work / "venv"
+    venv.create(env_dir, with_pip=True)  # fresh: no system site-packages, so no reference
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(folder)], capture_output=True,
+                             text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    return {"name": name, "folder": folder, "zip": work / "kit.zip", "python": python, "work": work,
+            "assignment": available()[name]}
+
+
+def run_in_kit(kit, *args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(kit["python"]), *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd or kit["work"])
+
+
+def public_view(results: dict) -> dict:
+    """Per student: each public, scored check's verdict and diagnoses."""
+    return {s["student"]: {c["id"]: (c["passed"], c["diagnoses"]) for c in s["checks"]
+                           if c["visibility"] == "public" and c["kind"] != "performance"}
+            for s in results["submissions"]}
+
+
+def test_the_reference_is_not_importable_in_the_kit(kit):
+    run = run_in_kit(kit, "-c", "import reference")
+    assert run.returncode != 0 and "No module named 'reference'" in run.stderr
+
+
+def test_the_kit_holds_no_reference_code(kit):
+    reference = importlib.import_module(kit["assignment"].reference_module)
+    # Every substantial line of the model solution's code, none of which may appear in the kit.
+    solution_lines = set()
+    for name in kit["assignment"].functions:
+        body = inspect.getsource(getattr(reference, name)).split('"""')[-1]
+        solution_lines |= {line.strip() for line in body.splitlines() if len(line.strip()) >= 25}
+    assert solution_lines
+    for path in kit["folder"].rglob("*"):
+        assert "reference" not in path.relative_to(kit["folder"]).parts
+        if path.suffix in (".py", ".ipynb", ".json", ".toml", ".md"):
+            text = path.read_text(encoding="utf-8")
+            leaked = [line for line in solution_lines if line in text]
+            assert not leaked, (path, leaked[:3])
+
+
+def test_the_kit_holds_nothing_of_the_hidden_checks(kit):
+    assignment = kit["assignment"]
+    hidden = [c for c in assignment.checks if c.visibility == "hidden"]
+    public = [c for c in assignment.checks if c.visibility == "public"]
+    assert hidden and public
+    listing = run_in_kit(kit, "-c", f"import assignments.{kit['name']} as a; "
+                         f"print('\\n'.join(c.id + ' ' + c.visibility for c in a.ASSIGNMENT.checks))")
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(listing.stdout.split("\n")[:-1]) == sorted(f"{c.id} public" for c in public)
+    kit_code = "\n".join(p.read_text() for p in (kit["folder"] / "assignments").rglob("*.py"))
+    for check in hidden:
+        assert f"def {check.run.__name__}(" not in kit_code, check.id
+    # Expected values that only hidden checks ask for must not be in the recorded data.
+    reference = importlib.import_module(assignment.reference_module)
+    public_oracle, hidden_oracle = RecordingOracle(reference), RecordingOracle(reference)
+    for checks, oracle in ((public, public_oracle), (hidden, hidden_oracle)):
+        for check in checks:
+            run_check(check, InProcessStudent(reference, assignment.functions), oracle,
+                      __import__("grader.compare").compare.DEFAULT_TOLERANCES)
+    hidden_only = set(hidden_oracle.recorded) - set(public_oracle.recorded)
+    recorded = json.loads((kit["folder"] / "assignments" / kit["name"] / "recorded.json").read_text())
+    assert hidden_only and not hidden_only & set(recorded)
+    with zipfile.ZipFile(kit["zip"]) as archive:
+        names = archive.namelist()
+    assert f"assignments/{kit['name']}/recorded.json" in names and not any("reference" in n for n in names)
+
+
+def test_the_kit_gives_the_instructors_public_verdicts_and_diagnoses(kit, tmp_path):
+    variants = VARIANTS / f"{kit['name']}_variants"
+    instructor_out, kit_out = tmp_path / "instructor", tmp_path / "kit"
+    assert main([str(variants), "-a", kit["name"], "--out", str(instructor_out), "-q"]) == 0
+    run = run_in_kit(kit, "-m", "grader", str(variants), "--out", str(kit_out), "-q")
+    assert run.returncode == 0, run.stderr
+    instructor = json.loads((instructor_out / "results.json").read_text())
+    in_kit = json.loads((kit_out / "results.json").read_text())
+    assert in_kit["sandbox"] == "spawn"
+    assert public_view(in_kit) == public_view(instructor)
+    assert any(not passed for student in public_view(in_kit).values() for passed, _ in student.values())
+    for sub in in_kit["submissions"]:
+        assert "grader.not_recorded" not in sub["diagnoses"], sub["student"]
+
+
+def test_the_template_grades_to_zero_with_not_implemented_yet(kit):
+    file_name = kit["assignment"].file_name
+    run = run_in_kit(kit, "-m", "grader", file_name, "--out", "template-report", cwd=kit["folder"])
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    result = json.loads((kit["folder"] / "template-report" / "results.json").read_text())["submissions"][0]
+    assert result["status"] == "graded" and result["score"] == 0.0
+    for function in kit["assignment"].functions:
+        assert f"{function} is not implemented yet" in run.stdout, function
