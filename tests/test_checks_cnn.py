@@ -136,7 +136,9 @@ def test_the_speed_check_costs_nothing_and_names_python_loops(graded):
     loops = next(r for r in graded["ok_loops"] if r.id == "conv2d_forward.speed")
     assert loops.max_score == 0 and "probably looping" in loops.message
     assert loops.details["ratio"] > 50
-    assert next(r for r in graded["ok_im2col"] if r.id == "conv2d_forward.speed").passed
+    assert loops.passed  # reported, never failed: correct loop code shows no failure
+    fast = next(r for r in graded["ok_im2col"] if r.id == "conv2d_forward.speed")
+    assert fast.passed and "probably looping" not in fast.message
 
 
 def test_grading_through_the_real_engine(tmp_path):

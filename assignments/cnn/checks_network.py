@@ -124,10 +124,11 @@ def speed(student, oracle, rng):
         ratio = mine / max(reference, 1e-6)
     details = {"student_seconds": round(mine, 6), "reference_seconds": round(reference, 6),
                "ratio": round(ratio, 1)}
+    # Reported, never failed: speed is not part of correctness.
+    details["note"] = f"conv2d_forward took {mine * 1000:.1f} ms, {ratio:.0f}x the reference's {reference * 1000:.2f} ms"
     if ratio > LOOPING_RATIO:
-        raise CheckFailed(f"conv2d_forward took {mine * 1000:.1f} ms, {ratio:.0f}x the reference's "
-                          f"{reference * 1000:.2f} ms: it is probably looping over pixels in Python "
-                          "(this costs no points; im2col or einsum over windows is much faster)", [], details)
+        details["note"] += (": it is probably looping over pixels in Python (this costs no points; "
+                            "im2col or einsum over windows is much faster)")
     return details
 
 
