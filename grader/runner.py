@@ -92,7 +92,7 @@ def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle
         return error_result(sub, assignment, exc.code, exc.message)
     code.module_name = module_name_for(Path(sub.name_of(sub.main)))  # Canvas renames files
 
-    banned = forbidden_imports(code.text, list(assignment.forbidden_imports))
+    banned = forbidden_imports(code.text, list(assignment.forbidden_imports), code.tree)
     workdir = slot.new_workdir(sub.copies())
     session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits)
     try:

@@ -42,6 +42,7 @@ class Code:
     cell_of_line: list[tuple[int, int]] | None = None  # notebooks: line -> (cell number, line in cell)
     notes: list[str] = field(default_factory=list)
     skipped_cells: list[int] = field(default_factory=list)
+    tree: ast.Module | None = None
 
     def where(self, line: int | None) -> str:
         """'line 12' for .py files, 'cell 3, line 2' for notebooks."""
@@ -74,8 +75,8 @@ def load(path: Path, display_name: str) -> Code:
         code = _load_notebook(raw, display_name, module_name_for(path))
     else:
         code = Code(_decode_python(raw, display_name), display_name, module_name_for(path))
-        _check_syntax(code.text, display_name, code)
-    if not code.text.strip() or not _has_statements(code.text):
+    code.tree = _parse(code.text, display_name, code)
+    if not code.tree.body:
         raise SourceError("submission.empty", f"{display_name} holds no code")
     return code
 
@@ -98,22 +99,16 @@ def _decode_python(raw: bytes, display_name: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _check_syntax(text: str, display_name: str, code: Code) -> None:
+def _parse(text: str, display_name: str, code: Code) -> ast.Module:
+    """The module's syntax tree, parsed once: the checks below all read it."""
     try:
-        ast.parse(text, filename=display_name)
+        return ast.parse(text, filename=display_name)
     except SyntaxError as exc:
         where = code.where(exc.lineno) or "an unknown line"
         raise SourceError("submission.syntax_error",
                           f"{display_name}, {where}: {exc.msg}") from exc
     except (ValueError, RecursionError, MemoryError) as exc:
         raise SourceError("submission.syntax_error", f"{display_name} cannot be parsed: {exc}") from exc
-
-
-def _has_statements(text: str) -> bool:
-    try:
-        return bool(ast.parse(text).body)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return True
 
 
 # -------------------------------------------------------------------- notebooks
@@ -224,13 +219,14 @@ def defined_functions(text: str) -> set[str]:
     return names
 
 
-def imported_modules(text: str) -> list[tuple[str, int]]:
+def imported_modules(text: str, tree: ast.Module | None = None) -> list[tuple[str, int]]:
     """Every module the source imports anywhere, statically: (dotted name, line),
     including `importlib.import_module("x")` and `__import__("x")` with a literal."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
+    if tree is None:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return []
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -247,9 +243,12 @@ def imported_modules(text: str) -> list[tuple[str, int]]:
     return found
 
 
-def forbidden_imports(text: str, forbidden: list[str]) -> list[tuple[str, int]]:
+def forbidden_imports(text: str, forbidden: list[str], tree: ast.Module | None = None) -> list[tuple[str, int]]:
+    # No forbidden name anywhere in the text: nothing to find, and no tree to walk.
+    if not any(name.split(".")[-1] in text for name in forbidden):
+        return []
     hits, seen = [], set()
-    for name, line in imported_modules(text):
+    for name, line in imported_modules(text, tree):
         for banned in forbidden:
             if (name == banned or name.startswith(banned + ".")) and banned not in seen:
                 seen.add(banned)
