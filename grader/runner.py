@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from grader.assignment import Assignment
 from grader.checks import Check, CheckFailed
@@ -76,6 +76,14 @@ def error_result(sub: Submission, assignment: Assignment, code: str, message: st
     )
 
 
+def internal_error_result(sub: Submission, assignment: Assignment, exc: BaseException) -> SubmissionResult:
+    """A submission whose grading failed in the grader itself: never silently lost."""
+    result = error_result(sub, assignment, "submission.crashed",
+                          f"grading stopped with an internal error: {type(exc).__name__}: {exc}")
+    result.diagnoses.append(INTERNAL_ERROR)
+    return result
+
+
 def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle,
                      options: RunOptions) -> SubmissionResult:
     started = time.perf_counter()
@@ -130,6 +138,11 @@ def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: R
               on_result: Callable[[SubmissionResult], None]) -> None:
     """Grade `subs` on `options.jobs` slots; `on_result` is called as each finishes.
     Ctrl-C stops at once; what finished has been handed to `on_result`."""
+    from grader import parallel
+
+    if parallel.available(options):
+        parallel.grade_in_processes(subs, assignment, oracle, options, on_result)
+        return
     stopping = threading.Event()
     pool = SlotPool(max(1, options.jobs), options.sandbox, options.hide, list(assignment.forbidden_imports))
 
@@ -143,9 +156,7 @@ def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: R
             except Exception as exc:  # noqa: BLE001 - one submission never stops the run
                 if stopping.is_set():
                     return
-                result = error_result(sub, assignment, "submission.crashed",
-                                      f"grading stopped with an internal error: {type(exc).__name__}: {exc}")
-                result.diagnoses.append(INTERNAL_ERROR)
+                result = internal_error_result(sub, assignment, exc)
         finally:
             pool.release(slot)
         if not stopping.is_set():

@@ -11,7 +11,6 @@ lands at p-values below 1e-20.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from assignments.rnn import mistakes
 from assignments.rnn.cases import ARGS
@@ -76,6 +75,8 @@ def first_draws(student, rng):
     draws = _draw(student, params, x0, n, seed=int(rng.integers(2**31)))
     p = _first_step_probabilities(params, x0)
     counts = np.bincount(draws, minlength=K)
+    from scipy import stats  # here, not at the top: importing it costs ~0.9 s of every run's start
+
     result = stats.chisquare(counts, n * p)
     if result.pvalue < P_VALUE:
         shown = ", ".join(f"{c} ({n * q:.0f})" for c, q in zip(counts, p))
@@ -99,6 +100,8 @@ def feeds_back_each_draw(student, rng):
     expected = observed[rows].sum(axis=1, keepdims=True) * transitions[rows]
     statistic = float(((observed[rows] - expected) ** 2 / expected).sum())
     dof = int(rows.sum()) * (K - 1)
+    from scipy import stats
+
     p_value = float(stats.chi2.sf(statistic, dof))
     if p_value < P_VALUE:
         # Without feedback every draw comes from yhat given x0 (W = 0: the state cannot remember).
