@@ -120,7 +120,22 @@ def test_only_and_resume(tmp_path, toy):
     assert second["b"]["score"] == 2.0 and second["c"]["score"] == 3.0
 
 
-def test_interrupt_keeps_finished_students(tmp_path):
+def _zygotes() -> set[int]:
+    import os
+
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if b"grader.worker.zygote" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.add(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])  # threads, then forked grading processes
+def test_interrupt_keeps_finished_students(tmp_path, jobs):
     cls = tmp_path / "class"
     cls.mkdir()
     (cls / "a_fast.py").write_text((EXAMPLES / "rnn" / "alice" / "rnn_layers.py").read_text())
@@ -128,8 +143,9 @@ def test_interrupt_keeps_finished_students(tmp_path):
         "def rnn_forward(x, h0, U, W, V, b, c):\n", "def rnn_forward(x, h0, U, W, V, b, c):\n    while True: pass\n")
     (cls / "b_slow.py").write_text(slow)
     out = tmp_path / "out"
+    before = _zygotes()
     proc = subprocess.Popen([sys.executable, "-m", "grader", str(cls), "-a", "rnn", "--out", str(out), "--jobs",
-                             "1", "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             jobs, "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     for line in proc.stdout:
         if "a_fast" in line:
@@ -139,6 +155,10 @@ def test_interrupt_keeps_finished_students(tmp_path):
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert sorted(results(out)) == ["a_fast"]
+    import time
+
+    time.sleep(0.5)
+    assert _zygotes() - before == set()  # nothing the run started is left
 
 
 def test_examples_show_something_real(tmp_path):
