@@ -294,6 +294,24 @@ def zygote_environment() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------- worker
+def worker_spec(workdir: Path, limits: Limits, forbidden: list[str], *, drop_to_uid: int | None,
+                limit_processes: bool, path: str, extra_env: dict[str, str] | None = None) -> dict:
+    """What a worker is told before it loads anything: its folder, limits and environment."""
+    return {
+        "workdir": str(workdir),
+        "memory_bytes": limits.memory_mb * 1024 * 1024,
+        "file_size_bytes": limits.file_size_mb * 1024 * 1024,
+        # A backstop over the whole session; each call also gets its own CPU budget.
+        "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)),
+        "max_processes": limits.max_processes,
+        "forbidden_imports": forbidden,
+        "drop_to_uid": drop_to_uid,
+        "limit_processes": limit_processes,
+        "env": {"PATH": path, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
+                "MPLBACKEND": "Agg", **(extra_env or {})},
+    }
+
+
 class WorkerProcess:
     """One live worker: a socket to it, its pid (inside the zygote's namespace)."""
 
@@ -303,18 +321,9 @@ class WorkerProcess:
         self.limits = limits
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         read_fd, write_fd = os.pipe()
-        spec = {
-            "workdir": str(workdir),
-            "memory_bytes": limits.memory_mb * 1024 * 1024,
-            "file_size_bytes": limits.file_size_mb * 1024 * 1024,
-            "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)),
-            "max_processes": limits.max_processes,
-            "forbidden_imports": forbidden,
-            "drop_to_uid": drop_to_uid,
-            "limit_processes": zygote.mode == "bwrap" or drop_to_uid is not None,
-            "env": {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir),
-                    "LANG": "C.UTF-8", "MPLBACKEND": "Agg"},
-        }
+        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=drop_to_uid,
+                           limit_processes=zygote.mode == "bwrap" or drop_to_uid is not None,
+                           path="/usr/bin:/bin")
         try:
             reply = zygote.request({"op": "spawn", "spec": spec}, [theirs.fileno(), write_fd])
         finally:
@@ -389,15 +398,11 @@ class SpawnedWorker:
         self.channel = codec.PipeChannel(self.proc.stdout.fileno(), self.proc.stdin.fileno())
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read_replies, daemon=True).start()
-        spec = {
-            "workdir": str(workdir), "memory_bytes": limits.memory_mb * 1024 * 1024,
-            "file_size_bytes": limits.file_size_mb * 1024 * 1024,
-            "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)), "max_processes": limits.max_processes,
-            "forbidden_imports": forbidden, "drop_to_uid": None, "limit_processes": False,
-            "env": {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), "TMPDIR": str(workdir),
-                    "TEMP": str(workdir), "TMP": str(workdir), "SYSTEMROOT": os.environ.get("SYSTEMROOT", ""),
-                    "LANG": "C.UTF-8", "MPLBACKEND": "Agg"},
-        }
+        # Windows needs SYSTEMROOT, and TEMP/TMP where POSIX reads TMPDIR.
+        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=None, limit_processes=False,
+                           path=os.environ.get("PATH", ""),
+                           extra_env={"TEMP": str(workdir), "TMP": str(workdir),
+                                      "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")})
         try:
             codec.send_message(self.channel, {"op": "init", "spec": spec})
         except OSError:

@@ -15,6 +15,7 @@ import numpy as np
 
 from grader.proxy import StudentCallError, StudentRaised
 from grader.worker import codec
+from grader.worker.serve import _arrays_in as _arrays
 
 
 class InProcessStudent:
@@ -61,11 +62,3 @@ class InProcessStudent:
             raise StudentCallError("submission.bad_return", f"{name} returned {exc}") from None
         return codec.decode(tree, buffers)
 
-
-def _arrays(args, kwargs):
-    for i, v in enumerate(args):
-        if isinstance(v, np.ndarray):
-            yield i, v
-    for k, v in kwargs.items():
-        if isinstance(v, np.ndarray):
-            yield k, v

@@ -10,34 +10,16 @@ write cnn.ipynb again after changing either:
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from grader.notebooks import finish, template_parts
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "cnn_layers.py"
 NOTEBOOK = HERE / "cnn.ipynb"
-
-
-def template_parts(path: Path) -> tuple[str, dict[str, str]]:
-    """Split the .py template into its set-up code (the imports) and its functions.
-
-    Returns (setup, stubs): `setup` is every top-level statement except the
-    module docstring and the functions, `stubs` maps each function's name to
-    its source, in the template's order.
-    """
-    source = path.read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    setup, stubs = [], {}
-    for node in tree.body:
-        text = ast.get_source_segment(source, node)
-        if isinstance(node, ast.FunctionDef):
-            stubs[node.name] = text
-        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
-            setup.append(text)
-    return "\n".join(setup), stubs
 
 
 INTRO = r"""# Convolutional layers in NumPy
@@ -302,16 +284,7 @@ def build() -> nbformat.NotebookNode:
         new_markdown_cell(SELF_CHECK_INTRO),
         new_code_cell(SELF_CHECK),
     ]
-    if stubs:
-        raise ValueError(f"{TEMPLATE.name} defines functions the notebook leaves out: {', '.join(stubs)}")
-    # nbformat gives every new cell a random id; fixed ids make build()
-    # reproducible, so the committed notebook can be compared with a fresh one.
-    for number, cell in enumerate(cells):
-        cell["id"] = f"cnn-{number:02d}"
-    return new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
+    return finish(cells, "cnn", stubs, TEMPLATE)
 
 
 if __name__ == "__main__":
