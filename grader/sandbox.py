@@ -1,5 +1,6 @@
-"""The parent side of the worker: start a zygote per job slot, spawn a worker per
-submission, talk to it with deadlines, capture its output, kill what it started.
+"""Where student code runs: the sandbox modes, bubblewrap's command line, a zygote per
+job slot, and the slots that hand each submission a fresh folder and a worker (the
+workers themselves are in `grader.workers`).
 
 Isolation layers, outermost first:
 - bubblewrap (`--sandbox bwrap`, Linux): read-only root, the toolkit, the class's
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -25,108 +25,26 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.worker import codec
+from grader.workers import (  # noqa: F401 - re-exported: the sandbox's public names
+    Limits,
+    OutputCapture,
+    SandboxUnavailable,
+    SpawnedWorker,
+    WorkerDied,
+    WorkerProcess,
+    WorkerProtocolError,
+    WorkerTimedOut,
+    zygote_environment,
+)
 
 TOOLKIT_ROOT = Path(__file__).resolve().parent.parent
 NOBODY_UID = 65534
-OUTPUT_KEEP_BYTES = 64 * 1024
 CONTROL_TIMEOUT = 15.0
 
 
-class SandboxUnavailable(RuntimeError):
-    """The requested sandbox cannot run on this machine."""
-
-
-class WorkerDied(Exception):
-    def __init__(self, status: dict | None):
-        super().__init__(describe_status(status))
-        self.status = status
-
-
-class WorkerTimedOut(Exception):
-    pass
-
-
-class WorkerProtocolError(Exception):
-    """The worker sent something that is not a valid message (too big, malformed)."""
-
-
-@dataclass
-class Limits:
-    memory_mb: int = 2048
-    call_timeout: float = 10.0
-    load_timeout: float = 5.0
-    file_size_mb: int = 64
-    max_processes: int = 256
-
-
-def describe_status(status: dict | None) -> str:
-    if not status:
-        return "the worker process died"
-    if "signal" in status:
-        try:
-            name = signal.Signals(status["signal"]).name
-        except ValueError:
-            name = f"signal {status['signal']}"
-        hint = {"SIGSEGV": " (a segmentation fault)", "SIGXCPU": " (CPU time limit)",
-                "SIGKILL": " (killed)"}.get(name, "")
-        return f"the worker process was killed by {name}{hint}"
-    return f"the worker process exited with code {status.get('exit')}"
-
-
-# --------------------------------------------------------------------- output
-class OutputCapture:
-    """Keeps the first 64 KiB a submission prints (stdout and stderr, merged) and
-    counts the rest. Never parsed: only shown in the report."""
-
-    def __init__(self, keep: int = OUTPUT_KEEP_BYTES):
-        self.keep = keep
-        self._buf = bytearray()
-        self.dropped = 0
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-
-    def attach(self, read_fd: int) -> None:
-        thread = threading.Thread(target=self._drain, args=(read_fd,), daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _drain(self, fd: int) -> None:
-        try:
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                with self._lock:
-                    room = self.keep - len(self._buf)
-                    if room > 0:
-                        self._buf += chunk[:room]
-                    self.dropped += max(0, len(chunk) - max(room, 0))
-        finally:
-            os.close(fd)
-
-    def finish(self, timeout: float = 2.0) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def text(self) -> str:
-        with self._lock:
-            return self._buf.decode("utf-8", errors="replace")
-
-
 # --------------------------------------------------------------------- zygote
-@dataclass
-class SandboxConfig:
-    mode: str = "auto"  # auto | bwrap | none
-    hide: list[Path] = field(default_factory=list)  # folders bubblewrap hides (submissions, output)
-
-
 def bwrap_works() -> bool:
     exe = shutil.which("bwrap")
     if not exe or not sys.platform.startswith("linux"):
@@ -271,200 +189,6 @@ class Zygote:
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                pass
-
-
-def zygote_environment() -> dict[str, str]:
-    """A scrubbed environment: nothing of the grader's, one thread per BLAS so that
-    parallel workers do not fight over cores."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MPLBACKEND": "Agg",
-    }
-    # Some processors need these for OpenBLAS to compute correctly: keep them.
-    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
-
-
-# --------------------------------------------------------------------- worker
-def worker_spec(workdir: Path, limits: Limits, forbidden: list[str], *, drop_to_uid: int | None,
-                limit_processes: bool, path: str, extra_env: dict[str, str] | None = None) -> dict:
-    """What a worker is told before it loads anything: its folder, limits and environment."""
-    return {
-        "workdir": str(workdir),
-        "memory_bytes": limits.memory_mb * 1024 * 1024,
-        "file_size_bytes": limits.file_size_mb * 1024 * 1024,
-        # A backstop over the whole session; each call also gets its own CPU budget.
-        "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)),
-        "max_processes": limits.max_processes,
-        "forbidden_imports": forbidden,
-        "drop_to_uid": drop_to_uid,
-        "limit_processes": limit_processes,
-        "env": {"PATH": path, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-                "MPLBACKEND": "Agg", **(extra_env or {})},
-    }
-
-
-class WorkerProcess:
-    """One live worker: a socket to it, its pid (inside the zygote's namespace)."""
-
-    def __init__(self, zygote: Zygote, workdir: Path, limits: Limits, forbidden: list[str],
-                 output: OutputCapture, drop_to_uid: int | None):
-        self.zygote = zygote
-        self.limits = limits
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        read_fd, write_fd = os.pipe()
-        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=drop_to_uid,
-                           limit_processes=zygote.mode == "bwrap" or drop_to_uid is not None,
-                           path="/usr/bin:/bin")
-        try:
-            reply = zygote.request({"op": "spawn", "spec": spec}, [theirs.fileno(), write_fd])
-        finally:
-            theirs.close()
-            os.close(write_fd)
-        output.attach(read_fd)
-        self.sock = ours
-        self.pid = int(reply["pid"])
-        self.dead = False
-        self._next_id = 0
-
-    def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
-        """Send one request and wait for its reply. Raises WorkerTimedOut (the worker
-        is then killed), WorkerDied, or WorkerProtocolError (the worker is killed)."""
-        if self.dead:
-            raise WorkerDied({"exit": None})
-        self._next_id += 1
-        header = {**header, "id": self._next_id}
-        deadline = time.monotonic() + timeout
-        try:
-            codec.send_message(self.sock, header, buffers)
-            while True:
-                reply, out = codec.recv_message(self.sock, deadline)
-                if reply.get("id") == self._next_id:
-                    return reply, out
-                # A stale or forged frame: skip it, it cannot answer this request.
-        except codec.FrameTimeout:
-            self.kill()
-            raise WorkerTimedOut() from None
-        except (codec.PeerClosed, BrokenPipeError, ConnectionResetError):
-            status = self.zygote.request({"op": "status", "pid": self.pid, "wait": 1.0})["status"]
-            self.kill()
-            raise WorkerDied(status) from None
-        except codec.CodecError as exc:
-            self.kill()
-            raise WorkerProtocolError(str(exc)) from None
-
-    def kill(self) -> None:
-        if self.dead:
-            return
-        self.dead = True
-        try:
-            self.sock.close()
-        finally:
-            if self.zygote.alive():
-                try:
-                    self.zygote.request({"op": "kill", "pid": self.pid})
-                except SandboxUnavailable:
-                    pass
-
-
-class SpawnedWorker:
-    """A worker in a fresh interpreter, over pipes: the portable path (no fork, no
-    bubblewrap), for the student kit on any platform. Same interface as WorkerProcess."""
-
-    BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "from grader.worker.spawned import main; main(sys.argv[1])")
-
-    def __init__(self, workdir: Path, limits: Limits, forbidden: list[str], output: OutputCapture):
-        posix = os.name == "posix"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", self.BOOT, str(TOOLKIT_ROOT)], cwd=str(workdir),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=zygote_environment(),
-            start_new_session=posix,
-            creationflags=0 if posix else getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
-        )
-        self.pid = self.proc.pid
-        self.dead = False
-        self._next_id = 0
-        output.attach(os.dup(self.proc.stderr.fileno()))
-        self.proc.stderr.close()
-        self.channel = codec.PipeChannel(self.proc.stdout.fileno(), self.proc.stdin.fileno())
-        self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read_replies, daemon=True).start()
-        # Windows needs SYSTEMROOT, and TEMP/TMP where POSIX reads TMPDIR.
-        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=None, limit_processes=False,
-                           path=os.environ.get("PATH", ""),
-                           extra_env={"TEMP": str(workdir), "TMP": str(workdir),
-                                      "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")})
-        try:
-            codec.send_message(self.channel, {"op": "init", "spec": spec})
-        except OSError:
-            pass  # it died at once: the first request will say so
-
-    def _read_replies(self) -> None:
-        while True:
-            try:
-                self.replies.put(codec.recv_message(self.channel))
-            except Exception as exc:  # noqa: BLE001 - EOF, a bad frame: hand it to the waiter
-                self.replies.put(exc)
-                return
-
-    def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
-        if self.dead:
-            raise WorkerDied({"exit": None})
-        self._next_id += 1
-        header = {**header, "id": self._next_id}
-        deadline = time.monotonic() + timeout
-        try:
-            codec.send_message(self.channel, header, buffers)
-        except OSError:
-            pass  # the reader thread reports how it ended
-        while True:
-            try:
-                item = self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                raise WorkerTimedOut() from None
-            if isinstance(item, codec.CodecError):
-                self.kill()
-                raise WorkerProtocolError(str(item))
-            if isinstance(item, Exception):
-                try:
-                    code = self.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    code = None
-                self.kill()
-                raise WorkerDied({"signal": -code} if code is not None and code < 0 else {"exit": code})
-            reply, out = item
-            if reply.get("id") == self._next_id:
-                return reply, out
-
-    def kill(self) -> None:
-        if self.dead:
-            return
-        self.dead = True
-        try:
-            if os.name == "posix":
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            else:
-                self.proc.kill()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
                 pass
 
 
