@@ -17,7 +17,6 @@ already are) and only ever builds new arrays, so callers' arrays are never writt
 
 import numpy as np
 
-
 # ----------------------------------------------------------------------------
 # Validation helpers: each shape mismatch raises a ValueError that names the
 # argument and shows both the shape it has and the shape it should have.
