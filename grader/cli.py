@@ -159,9 +159,9 @@ def _oracle(assignment, in_kit: bool):
 
 
 def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit: bool) -> int:
+    from grader.compare import DEFAULT_TOLERANCES
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
-    from grader.compare import DEFAULT_TOLERANCES
     from grader.report.html import write_reports
     from grader.runner import RunOptions, grade_all
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
