@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  grade subs/ --assignment rnn --jobs 4 --resume\n"
         "  grade subs/ --gradescope                   also write Gradescope's results.json per student\n"
         "  grade gradescope-bundle --assignment cnn --out autograder.zip\n"
-        "                                             build Gradescope's autograder zip\n\n"
+        "                                             build Gradescope's autograder zip\n"
+        "  grade kit --assignment cnn --out kit-cnn   build the students' self-check kit (and kit-cnn.zip)\n\n"
         "Exit status: 0 when grading ran (whatever the scores), 2 for a usage error, "
         "130 when interrupted (finished students are kept; rerun with --resume).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
