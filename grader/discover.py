@@ -129,23 +129,31 @@ def discover(path: Path) -> list[Submission]:
             student = entry.stem if entry.suffix in CODE_SUFFIXES else entry.name
             sub = Submission(student, entry, path)
             sub.notes.append(f"{entry.name} is a symbolic link; links are not followed")
-            submissions.setdefault(student, sub)
+            _add(submissions, sub, entry)
         elif entry.is_dir():
             notes: list[str] = []
             moodle = MOODLE.match(entry.name)
             student = moodle["name"] if moodle else entry.name
-            submissions[student] = Submission(student, entry, path, _walk_files(entry, notes), notes=notes)
+            _add(submissions, Submission(student, entry, path, _walk_files(entry, notes), notes=notes), entry)
         elif CANVAS.match(entry.name) and entry.is_file():
             _add_canvas_file(submissions, entry, path)
         elif entry.suffix in CODE_SUFFIXES:
-            student = entry.stem
-            if student in submissions:  # alice.py and alice.ipynb: keep the first, say so
-                submissions[student].notes.append(f"{entry.name} was ignored: {student} has another file")
-                continue
-            submissions[student] = Submission(student, entry, path, [entry])
+            _add(submissions, Submission(entry.stem, entry, path, [entry]), entry)
     if not submissions:
         raise DiscoveryError(f"{path} holds no submissions (no .py or .ipynb files or student folders)")
     return sorted(submissions.values(), key=lambda s: s.student)
+
+
+def _add(submissions: dict[str, Submission], sub: Submission, entry: Path) -> None:
+    """One submission per student: when two entries give the same id (alice.py and
+    alice.ipynb, a file and a Moodle folder), the first is graded and the other is
+    named on it, never dropped in silence."""
+    first = submissions.get(sub.student)
+    if first is None:
+        submissions[sub.student] = sub
+    else:
+        first.notes.append(f"{entry.name} was not graded: it is also {sub.student}'s, "
+                           f"and {first.root.name} came first")
 
 
 def _add_canvas_file(submissions: dict[str, Submission], entry: Path, base: Path) -> None:

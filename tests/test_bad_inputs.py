@@ -130,3 +130,17 @@ def test_canvas_and_moodle_names_give_the_student(tmp_path):
     assert got["jones"]["score"] == 3.0
     assert got["smith_999"]["score"] == 2.0
     assert got["Ann Lee"]["score"] == 3.0
+
+
+def test_two_entries_for_one_student_keep_the_first_and_name_the_other(tmp_path):
+    cls = tmp_path / "class"
+    (cls / "Ann Lee_555_assignsubmission_file_").mkdir(parents=True)
+    (cls / "Ann Lee_555_assignsubmission_file_" / "toy.py").write_text(CORRECT.replace("x * k", "x"))
+    (cls / "Ann Lee.py").write_text(CORRECT)  # sorts first: '.' < '_'
+    (cls / "bob.py").write_text(CORRECT)
+    (cls / "bob.ipynb").write_text("{}")
+    got = grade(cls, tmp_path / "out")
+    assert sorted(got) == ["Ann Lee", "bob"]
+    assert got["Ann Lee"]["source"] == "Ann Lee.py" and got["Ann Lee"]["score"] == 3.0
+    assert any("Ann Lee_555_assignsubmission_file_ was not graded" in n for n in got["Ann Lee"]["notes"])
+    assert any("bob.py was not graded" in n for n in got["bob"]["notes"])
