@@ -9,7 +9,6 @@ import importlib
 import inspect
 import json
 import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
