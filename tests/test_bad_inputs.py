@@ -10,10 +10,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from toy_assignment import CORRECT, TOY
 
 import grader.assignment
 from grader.cli import main
-from toy_assignment import CORRECT, TOY
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from processes import zygotes
+from toy_assignment import CORRECT, TOY
 
 import grader.assignment
 from grader.cli import main
-from toy_assignment import CORRECT, TOY
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "submissions"
@@ -119,20 +120,6 @@ def test_only_and_resume(tmp_path, toy):
     assert second["b"]["score"] == 2.0 and second["c"]["score"] == 3.0
 
 
-def _zygotes() -> set[int]:
-    import os
-
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if b"grader.worker.zygote" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.add(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.mark.parametrize("jobs", ["1", "2"])  # threads, then forked grading processes
 def test_interrupt_keeps_finished_students(tmp_path, jobs):
     cls = tmp_path / "class"
@@ -142,7 +129,7 @@ def test_interrupt_keeps_finished_students(tmp_path, jobs):
         "def rnn_forward(x, h0, U, W, V, b, c):\n", "def rnn_forward(x, h0, U, W, V, b, c):\n    while True: pass\n")
     (cls / "b_slow.py").write_text(slow)
     out = tmp_path / "out"
-    before = _zygotes()
+    before = zygotes()
     proc = subprocess.Popen([sys.executable, "-m", "grader", str(cls), "-a", "rnn", "--out", str(out), "--jobs",
                              jobs, "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -157,7 +144,7 @@ def test_interrupt_keeps_finished_students(tmp_path, jobs):
     import time
 
     time.sleep(0.5)
-    assert _zygotes() - before == set()  # nothing the run started is left
+    assert zygotes() - before == set()  # nothing the run started is left
 
 
 def test_examples_show_something_real(tmp_path):

@@ -5,13 +5,13 @@ with every student exactly once and no finished student graded twice."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from processes import zygotes
 from toy_assignment import CORRECT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,19 +27,6 @@ def grade_command(cls: Path, out: Path, *extra: str) -> list[str]:
             "--sandbox", "none", "--quiet", *extra]
 
 
-def zygotes() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"grader.worker.zygote" in cmd:
-                found.append(int(entry))
-    return found
-
-
 def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     cls, out = tmp_path / "class", tmp_path / "out"
     cls.mkdir()
@@ -48,7 +35,7 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     for name in students:
         (cls / f"{name}.py").write_text(slow)
     journal = out / ".nngrade" / "journal-toy.jsonl"
-    before_zygotes = set(zygotes())
+    before_zygotes = zygotes()
 
     proc = subprocess.Popen(grade_command(cls, out), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -69,7 +56,7 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     assert 3 <= len(finished) < len(students)
 
     time.sleep(0.5)
-    assert set(zygotes()) - before_zygotes == set(), "a zygote outlived the grader"
+    assert zygotes() - before_zygotes == set(), "a zygote outlived the grader"
 
     done = subprocess.run(grade_command(cls, out, "--resume"), cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

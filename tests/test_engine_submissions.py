@@ -10,11 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from processes import sleepers
+from toy_assignment import TOY
 
 import grader.assignment
 from grader.cli import main
 from grader.sandbox import bwrap_works
-from toy_assignment import TOY
 
 SUBMISSIONS = Path(__file__).parent / "submissions" / "engine"
 FUNCTIONS = ("scale", "relu_forward", "total")
@@ -24,19 +25,6 @@ MODES = ["none", "spawn",
 
 def _tree_digest(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _sleepers() -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if cmd.startswith("sleep 98"):
-                found.append((int(entry), cmd))
-    return found
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -145,15 +133,15 @@ def test_fake_results_are_only_output(graded):
 def test_background_processes_do_not_survive(graded):
     sub, checks = outcome(graded, "background")
     assert sub["score"] == 3.0
-    left = _sleepers()
+    left = sleepers()
     if graded["mode"] == "spawn":
         # The portable path has no subreaper: children that detach into a session of
         # their own outlive it (documented); children in the worker's group do not.
-        for pid, _ in left:
+        for pid in left:
             os.kill(pid, 9)
-        assert [cmd for _, cmd in left if cmd.startswith("sleep 987")] == []
+        assert [cmd for cmd in left.values() if cmd.startswith("sleep 987")] == []
     else:
-        assert left == []
+        assert left == {}
 
 
 def test_forbidden_imports_are_refused_and_named(graded):

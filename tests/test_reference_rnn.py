@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from reference.rnn import (
@@ -18,7 +19,6 @@ from reference.rnn import (
     rnn_loss,
     rnn_sample,
 )
-
 
 # ----------------------------------------------------------------------------
 # helpers
