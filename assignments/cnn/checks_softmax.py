@@ -32,17 +32,22 @@ def softmax_shapes(student, rng):
         expect_floats(dz, "dz", (n, k))
 
 
-@check("softmax_cross_entropy", kind="numeric", points=4, name="values")
-def softmax_values(student, oracle, rng, tolerance):
-    """The mean over the batch of -log softmax(z)[label], and its gradient (softmax - onehot) / N."""
-    z, labels = _scores(rng)
-    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+def _against_reference(loss, dz, z, labels, oracle, tolerance) -> None:
+    """The student's loss and dz against the reference's, naming the mistake models they match."""
     ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
     loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz)
     evidence = Evidence(tolerance)
     evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
     evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)
     evidence.verdict()
+
+
+@check("softmax_cross_entropy", kind="numeric", points=4, name="values")
+def softmax_values(student, oracle, rng, tolerance):
+    """The mean over the batch of -log softmax(z)[label], and its gradient (softmax - onehot) / N."""
+    z, labels = _scores(rng)
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    _against_reference(loss, dz, z, labels, oracle, tolerance)
 
 
 @check("softmax_cross_entropy", kind="behavior", points=3)
@@ -57,12 +62,7 @@ def large_scores(student, oracle, rng, tolerance):
         explained = not (np.isfinite(naive_loss) and np.all(np.isfinite(naive_dz)))
         raise CheckFailed(f"for scores around 1000 the result holds NaN or inf (loss {loss!r})",
                           [mistakes.UNSTABLE] if explained else ["submission.bad_return"])
-    ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
-    loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz)
-    evidence = Evidence(tolerance)
-    evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
-    evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)
-    evidence.verdict()
+    _against_reference(loss, dz, z, labels, oracle, tolerance)
 
 
 def _all_finite(value) -> bool:
