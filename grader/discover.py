@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.models import clean_text
 from grader.source import defined_functions
 
 CODE_SUFFIXES = (".py", ".ipynb")
@@ -36,7 +37,7 @@ class DiscoveryError(Exception):
 
 @dataclass
 class Submission:
-    student: str
+    student: str  # valid text: a file name that is not UTF-8 is cleaned (see __post_init__)
     root: Path  # the student's folder, or the single file
     base: Path  # what `source` is relative to (the PATH folder)
     files: list[Path] = field(default_factory=list)  # every regular file, absolute
@@ -44,6 +45,9 @@ class Submission:
     notes: list[str] = field(default_factory=list)
     aliases: dict[Path, str] = field(default_factory=dict)  # file -> its original name (Canvas)
     account: str = ""  # the platform's user id, where the file names carry one
+
+    def __post_init__(self) -> None:
+        self.student = clean_text(self.student)
 
     def name_of(self, path: Path) -> str:
         """The file's name as the student gave it."""
@@ -59,9 +63,9 @@ class Submission:
 
     def relative(self, path: Path) -> str:
         try:
-            return path.relative_to(self.base).as_posix()
+            return clean_text(path.relative_to(self.base).as_posix())
         except ValueError:
-            return path.name
+            return clean_text(path.name)
 
     def copies(self) -> list[tuple[Path, str]]:
         """(file, path inside the worker's folder) for everything that travels along."""
@@ -75,7 +79,7 @@ class Submission:
         digest = hashlib.sha256()
         digest.update(self.relative(self.main).encode() if self.main else b"-")
         for path, name in sorted(self.copies(), key=lambda p: p[1]):
-            digest.update(name.encode() + b"\0")
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")  # the name's real bytes
             try:
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
             except OSError:

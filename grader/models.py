@@ -8,13 +8,46 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode. File names that are not UTF-8 reach Python as lone
+    surrogates, and so can a student's exception message; neither can be written as
+    JSON or HTML, so they become replacement characters instead of stopping a run."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:  # a file name's original bytes, decoded as well as they go
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean(value):
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clean(v) for v in value)
+    return value
+
+
+class CleanText(BaseModel):
+    """Every string that enters a result is valid text, whatever produced it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_strings(cls, data):
+        return _clean(data) if isinstance(data, dict) else data
+
 
 Kind = Literal["shape", "numeric", "gradient", "behavior", "performance"]
 Visibility = Literal["public", "hidden"]
 
 
-class CheckResult(BaseModel):
+class CheckResult(CleanText):
     model_config = ConfigDict(extra="forbid")
 
     id: str
@@ -32,7 +65,7 @@ class CheckResult(BaseModel):
     seconds: float = 0.0
 
 
-class SubmissionResult(BaseModel):
+class SubmissionResult(CleanText):
     model_config = ConfigDict(extra="forbid")
 
     student: str
@@ -55,7 +88,7 @@ class SubmissionResult(BaseModel):
     seconds: float = 0.0
 
 
-class RunResult(BaseModel):
+class RunResult(CleanText):
     model_config = ConfigDict(extra="forbid")
 
     assignment: str

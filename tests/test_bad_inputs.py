@@ -144,3 +144,21 @@ def test_two_entries_for_one_student_keep_the_first_and_name_the_other(tmp_path)
     assert got["Ann Lee"]["source"] == "Ann Lee.py" and got["Ann Lee"]["score"] == 3.0
     assert any("Ann Lee_555_assignsubmission_file_ was not graded" in n for n in got["Ann Lee"]["notes"])
     assert any("bob.py was not graded" in n for n in got["bob"]["notes"])
+
+
+def test_names_and_messages_that_are_not_valid_text_lose_nothing(tmp_path):
+    cls = tmp_path / "class"
+    cls.mkdir()
+    (cls / "ok.py").write_text(CORRECT)
+    # A file name in Latin-1 (a zip made on an old Windows machine): not UTF-8.
+    with open(bytes(cls) + b"/caf\xe9.py", "w") as f:
+        f.write(CORRECT)
+    # An exception message holding a lone surrogate, which JSON cannot carry.
+    (cls / "odd.py").write_text(CORRECT.replace("    return x * k", '    raise ValueError("\\udce9 odd")'))
+    got = grade(cls, tmp_path / "out")
+    assert sorted(got) == ["caf\ufffd", "odd", "ok"]
+    assert got["caf\ufffd"]["score"] == 3.0 and got["caf\ufffd"]["source"] == "caf\ufffd.py"
+    checks = {c["function"]: c for c in got["odd"]["checks"]}
+    assert got["odd"]["status"] == "graded" and got["odd"]["score"] == 2.0
+    assert "ValueError: \ufffd odd" in checks["scale"]["message"]
+    assert (tmp_path / "out" / "index.html").exists()
