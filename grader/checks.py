@@ -24,8 +24,6 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 KINDS = ("shape", "numeric", "gradient", "behavior", "performance")
 VISIBILITIES = ("public", "hidden")
 
@@ -84,6 +82,3 @@ class Registry:
             return fn
 
         return register
-
-    def rng_for(self, check: Check) -> np.random.Generator:
-        return np.random.default_rng(check.seed)

@@ -79,16 +79,6 @@ def expect_number(value, name: str) -> float:
     return value
 
 
-def expect_int(value, name: str) -> int:
-    if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
-        value = value.reshape(())[()]
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CheckFailed(f"{name} should be an int, got {type(value).__name__}", [BAD_RETURN])
-    return int(value)
-
-
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
     """max |got - expected| / max |expected| (0 when both are 0)."""
     got = np.asarray(got, dtype=np.float64)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import threading
 from pathlib import Path
@@ -94,7 +93,3 @@ def grades_csv(run: RunResult) -> str:
     for s in run.submissions:
         writer.writerow([s.student, f"{s.score:g}", f"{s.max_score:g}", s.status])
     return buf.getvalue()
-
-
-def load_run(path: Path) -> RunResult:
-    return RunResult.model_validate(json.loads(path.read_text(encoding="utf-8")))

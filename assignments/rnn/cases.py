@@ -13,7 +13,6 @@ ARGS = {
     "rnn_sample": ("h0", "x0", "n", "U", "W", "V", "b", "c", "rng"),
     "birnn_forward": ("x", "h0", "g0", "Uf", "Wf", "bf", "Ub", "Wb", "bb", "V", "c"),
 }
-PARAMETERS = ("U", "W", "V", "b", "c")
 
 
 def random_rnn(rng: np.random.Generator, T: int = 6, D: int = 4, H: int = 5, K: int = 3) -> dict:

@@ -18,7 +18,7 @@ MAX_SIDE = 24
 MAP_PIXELS = 168
 MIN_CELL, MAX_CELL = 6, 30
 NUMBERS_UP_TO = 8  # rows and columns up to which each cell shows its value...
-NUMBER_CELL = 38  # ...in cells this wide, room for "-0.365" 
+NUMBER_CELL = 38  # ...in cells this wide, room for "-0.365"
 
 # A diverging scale (ColorBrewer RdBu): negative blue, zero near white, positive red,
 # so the sign of a value and of an error reads without a legend.

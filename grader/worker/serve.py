@@ -26,8 +26,6 @@ try:
 except ImportError:  # Windows: no rlimits; the wall-clock limit still holds
     resource = None
 
-SUBMISSION_MODULE = "__submission__"
-
 
 class ImportBlocker:
     """A meta-path finder that refuses the modules the assignment forbids, as if
