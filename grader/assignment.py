@@ -44,3 +44,15 @@ def available() -> dict[str, Assignment]:
             if isinstance(assignment, Assignment):
                 found[assignment.name] = assignment
     return found
+
+
+class UnknownAssignment(ValueError):
+    """No assignment has that name; the message lists the ones there are."""
+
+
+def named(name: str, assignments: dict[str, Assignment] | None = None) -> Assignment:
+    """The assignment called `name` (among `assignments`, default: all available)."""
+    assignments = available() if assignments is None else assignments
+    if name not in assignments:
+        raise UnknownAssignment(f"unknown assignment {name!r}; choose {' or '.join(sorted(assignments))}")
+    return assignments[name]

@@ -160,6 +160,7 @@ def _oracle(assignment, in_kit: bool):
 
 
 def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit: bool) -> int:
+    from grader.assignment import UnknownAssignment, named
     from grader.compare import DEFAULT_TOLERANCES
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
@@ -176,9 +177,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     if name is None:
         raise UsageError(f"cannot tell which assignment {path} is; pass --assignment "
                          f"({' or '.join(sorted(assignments))})")
-    if name not in assignments:
-        raise UsageError(f"unknown assignment {name!r}; choose {' or '.join(sorted(assignments))}")
-    assignment, config = _configured(assignments[name], args.config)
+    try:
+        assignment, config = _configured(named(name, assignments), args.config)
+    except UnknownAssignment as exc:
+        raise UsageError(str(exc)) from None
     if args.only:
         unknown = sorted(set(args.only) - {s.student for s in subs})
         if unknown:
@@ -340,7 +342,7 @@ def print_summary(sub) -> None:
 
 def build_kit_command(argv: list[str]) -> int:
     """`grade kit`: the student kit, a folder and a zip with no reference code."""
-    from grader.assignment import available
+    from grader.assignment import UnknownAssignment, named
     from grader.compare import DEFAULT_TOLERANCES
     from grader.kit import KitError, build_kit, kit_marker
 
@@ -358,13 +360,9 @@ def build_kit_command(argv: list[str]) -> int:
     try:
         if kit_marker() is not None:
             raise KitError("this is a student kit: kits are built from the instructor's toolkit")
-        assignments = available()
-        if args.assignment not in assignments:
-            raise KitError(f"unknown assignment {args.assignment!r}; choose "
-                           f"{' or '.join(sorted(assignments))}")
-        assignment, config = _configured(assignments[args.assignment], args.config)
+        assignment, config = _configured(named(args.assignment), args.config)
         archive = build_kit(assignment, args.out, config.tolerances_over() if config else DEFAULT_TOLERANCES)
-    except (KitError, UsageError) as exc:
+    except (KitError, UsageError, UnknownAssignment) as exc:
         print(f"grade kit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"Kit for '{args.assignment}': {args.out}/ and {archive}")

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+
 def clean_text(text: str) -> str:
     """`text` as valid Unicode. File names that are not UTF-8 reach Python as lone
     surrogates, and so can a student's exception message; neither can be written as

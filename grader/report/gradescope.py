@@ -212,11 +212,12 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = Fa
 
 def build_bundle(assignment: str, out: Path) -> list[str]:
     """Gradescope's autograder zip for `assignment`; returns the names it holds."""
-    from grader.assignment import available
+    from grader.assignment import UnknownAssignment, named
 
-    names = sorted(available())
-    if assignment not in names:
-        raise GradescopeError(f"unknown assignment {assignment!r}; choose {' or '.join(names)}")
+    try:
+        named(assignment)
+    except UnknownAssignment as exc:
+        raise GradescopeError(str(exc)) from None
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
         for script in ("setup.sh", "run_autograder"):
