@@ -201,6 +201,9 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
     store = ResultStore(out, assignment.name, args.resume)
+    if store.refused:
+        warnings.append(f"{store.refused} record(s) in {out} were not written by this grader and were "
+                        "refused; those students are graded again")
     limits = config.limits_over(Limits()) if config is not None else Limits()
     flags = {"memory_mb": args.memory, "call_timeout": args.timeout, "load_timeout": args.load_timeout}
     limits = dataclasses.replace(limits, **{k: v for k, v in flags.items() if v is not None})

@@ -3,13 +3,25 @@ finished (flushed and synced), and the final files written atomically from it.
 
 A run that is killed halfway leaves the journal; `--resume` reads it back and
 skips every student whose files have not changed since.
+
+A record no submission can forge: every journal line carries an HMAC-SHA256 of the
+record, keyed by a secret that lives beside the journal (`.nngrade/key`, mode 0600)
+and that no worker can read (bubblewrap hides the output folder, Landlock and the
+worker's own uid keep it out of reach elsewhere; the run's summary says which held).
+`--resume` keeps only records whose digest verifies, and results.json only when
+the digest the grader wrote beside it verifies. Lines are split on the byte
+b"\\n" alone, which JSON never leaves unescaped inside a record: no character a
+student prints (U+2028, a form feed) can split one.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -18,6 +30,7 @@ from pydantic import ValidationError
 from grader.models import RunResult, SubmissionResult
 
 STATE_DIR = ".nngrade"
+KEY_FILE = "key"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -29,61 +42,136 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _state_key(state: Path) -> bytes:
+    """The output folder's secret, created once (readable by its owner only)."""
+    path = state / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.hex())
+    return key
+
+
+def is_grader_failure(record: SubmissionResult) -> bool:
+    """A record the grader could not finish through no fault of the student's."""
+    return record.status == "error" and any(d.startswith("grader.") for d in record.diagnoses)
+
+
 class ResultStore:
     def __init__(self, out_dir: Path, assignment: str, resume: bool):
         self.out_dir = out_dir
+        self.assignment = assignment
         self.state = out_dir / STATE_DIR
         self.state.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o700)
+        self.key = _state_key(self.state)
         self.journal_path = self.state / f"journal-{assignment}.jsonl"
+        self.results_digest_path = self.state / f"results-{assignment}.hmac"
         self.previous: dict[str, SubmissionResult] = {}
+        self.refused = 0  # journal lines that failed their digest
         self._lock = threading.Lock()
         if resume:
             self.previous = self._read_journal()
             if not self.previous:
-                self.previous = self._read_results(assignment)
+                self.previous = self._read_results()
         # The journal holds exactly this run's records, starting with the ones resumed.
-        with open(self.journal_path, "w", encoding="utf-8") as f:
+        with open(self.journal_path, "wb") as f:
             for record in self.previous.values():
-                f.write(record.model_dump_json() + "\n")
+                f.write(self._line(record))
         self.records: dict[str, SubmissionResult] = {}
 
+    # -- digests -----------------------------------------------------------
+    def _digest(self, data: bytes) -> str:
+        return hmac.new(self.key, self.assignment.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+
+    def _line(self, record: SubmissionResult) -> bytes:
+        data = record.model_dump_json().encode("utf-8")
+        return self._digest(data).encode("ascii") + b" " + data + b"\n"
+
+    def _verified(self, line: bytes) -> SubmissionResult | None:
+        digest, _, data = line.partition(b" ")
+        try:
+            if not hmac.compare_digest(digest.decode("ascii"), self._digest(data)):
+                return None
+            return SubmissionResult.model_validate_json(data)
+        except (UnicodeDecodeError, ValidationError):
+            return None
+
+    # -- reading back --------------------------------------------------------
     def _read_journal(self) -> dict[str, SubmissionResult]:
         found = {}
-        if not self.journal_path.exists():
+        try:
+            data = self.journal_path.read_bytes()
+        except OSError:
             return found
-        for line in self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = SubmissionResult.model_validate_json(line)
-            except ValidationError:
-                continue  # a line cut short by a crash
+        lines = data.split(b"\n")
+        for number, line in enumerate(lines):
+            if not line:
+                continue
+            record = self._verified(line)
+            if record is None:
+                # The last line may be one a crash cut short; any other is refused.
+                self.refused += number < len(lines) - 1
+                continue
             found[record.student] = record
         return found
 
-    def _read_results(self, assignment: str) -> dict[str, SubmissionResult]:
-        path = self.out_dir / "results.json"
+    def _read_results(self) -> dict[str, SubmissionResult]:
         try:
-            run = RunResult.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValidationError):
+            data = (self.out_dir / "results.json").read_bytes()
+            digest = self.results_digest_path.read_text(encoding="ascii").strip()
+        except OSError:
             return {}
-        return {s.student: s for s in run.submissions} if run.assignment == assignment else {}
+        if not hmac.compare_digest(digest, self._digest(data)):
+            self.refused += 1
+            return {}
+        try:
+            run = RunResult.model_validate_json(data)
+        except ValidationError:
+            return {}
+        return {s.student: s for s in run.submissions} if run.assignment == self.assignment else {}
 
     def reusable(self, student: str, content_hash: str) -> SubmissionResult | None:
+        """The kept record of an unchanged student; never one the grader failed to finish."""
         record = self.previous.get(student)
-        return record if record is not None and record.content_hash == content_hash else None
+        if record is None or record.content_hash != content_hash or is_grader_failure(record):
+            return None
+        return record
 
+    # -- writing ---------------------------------------------------------------
     def add(self, record: SubmissionResult, journal: bool = True) -> None:
         with self._lock:
             self.records[record.student] = record
             if journal:
-                with open(self.journal_path, "a", encoding="utf-8") as f:
-                    f.write(record.model_dump_json() + "\n")
+                with open(self.journal_path, "ab") as f:
+                    f.write(self._line(record))
                     f.flush()
                     os.fsync(f.fileno())
 
     def write(self, run: RunResult) -> None:
         run = RunResult.model_validate(run.model_dump())  # validated on write
-        write_atomic(self.out_dir / "results.json", run.model_dump_json(indent=2))
+        text = run.model_dump_json(indent=2)
+        write_atomic(self.out_dir / "results.json", text)
+        write_atomic(self.results_digest_path, self._digest(text.encode("utf-8")) + "\n")
         write_atomic(self.out_dir / "grades.csv", grades_csv(run))
+
+
+def read_journal(path: Path) -> list[dict]:
+    """The records of a journal file as plain dicts, digests not checked (for tools and
+    tests that inspect a journal; `ResultStore` verifies every line it keeps)."""
+    import json
+
+    records = []
+    for line in path.read_bytes().split(b"\n"):
+        _, _, data = line.partition(b" ")
+        try:
+            records.append(json.loads(data))
+        except ValueError:
+            continue  # empty, or cut short by a crash
+    return records
 
 
 def grades_csv(run: RunResult) -> str:

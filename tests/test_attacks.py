@@ -18,6 +18,7 @@ from toy_assignment import TOY
 import grader.assignment
 from grader.cli import main
 from grader.sandbox import bwrap_works
+from grader.store import read_journal
 
 pytestmark = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not available (.ci/run installs it)")
 
@@ -162,8 +163,8 @@ def test_no_file_outside_the_temporary_copies_changed(attacked):
 def test_results_are_the_graders_own(attacked):
     victim = attacked["by"]["victim"]
     assert victim["score"] == 3.0 and victim["status"] == "graded"
-    journal = (attacked["out"] / ".nngrade" / "journal-toy.jsonl").read_text().splitlines()
-    assert all(json.loads(line)["score"] <= 3.0 for line in journal)
+    journal = read_journal(attacked["out"] / ".nngrade" / "journal-toy.jsonl")
+    assert all(record["score"] <= 3.0 for record in journal)
     assert len(journal) == len(attacked["by"])
 
 

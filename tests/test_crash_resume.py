@@ -14,6 +14,8 @@ from pathlib import Path
 from processes import zygotes
 from toy_assignment import CORRECT
 
+from grader.store import read_journal
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TOY = (
     "import sys; sys.path.insert(0, {tests!r}); import grader.assignment as a; from toy_assignment import TOY; "
@@ -41,18 +43,13 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+        if journal.exists() and len(read_journal(journal)) >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    finished = {}
-    for line in journal.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line the kill cut short: that student was not finished
-        finished[record["student"]] = record
+    # A line the kill cut short is not a finished student.
+    finished = {record["student"]: record for record in read_journal(journal)}
     assert 3 <= len(finished) < len(students)
 
     time.sleep(0.5)
