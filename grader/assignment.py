@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 from grader.checks import Check, Registry
 
-DEFAULT_FORBIDDEN = ("reference", "grader", "assignments", "torch", "tensorflow", "jax", "scipy.signal")
+DEFAULT_FORBIDDEN = ("torch", "tensorflow", "jax", "scipy.signal")
+# The toolkit's own packages are kept from student code by where they are (hidden or
+# unreadable in every sandbox), never by name: a student's own reference.py imports.
+TOOLKIT_PACKAGES = ("reference", "assignments", "grader")
 
 
 @dataclass

@@ -13,11 +13,26 @@ from pathlib import Path
 
 from grader import __version__
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_GRADER_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
     pass
+
+
+class GraderFailed(Exception):
+    """The grader or its sandbox cannot work here: one line, exit status 1."""
+
+
+def _protect_self() -> None:
+    """No process of our uid may trace the grader or read its memory (/proc/PID/mem)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+        except (OSError, AttributeError):
+            pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  grade gradescope-bundle --assignment cnn --out autograder.zip\n"
         "                                             build Gradescope's autograder zip\n"
         "  grade kit --assignment cnn --out kit-cnn   build the students' self-check kit (and kit-cnn.zip)\n\n"
-        "Exit status: 0 when grading ran (whatever the scores), 2 for a usage error, "
+        "Exit status: 0 when grading ran (whatever the scores); 1 when the grader or its sandbox "
+        "failed (no worker could start, or some students could not be graded: they have status "
+        "error and a grader.* diagnosis, and --resume grades them again); 2 for a usage error; "
         "130 when interrupted (finished students are kept; rerun with --resume).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -91,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"grade: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except GraderFailed as exc:
+        print(f"grade: error: {exc}", file=sys.stderr)
+        return EXIT_GRADER_FAILED
     except KeyboardInterrupt:
         print("\ngrade: interrupted; finished students were kept (rerun with --resume to go on)",
               file=sys.stderr)
@@ -101,6 +121,7 @@ def grade(args) -> int:
     from grader.assignment import available
     from grader.kit import kit_marker
 
+    _protect_self()
     _positive(args.jobs, "--jobs")
     _positive(args.timeout, "--timeout")
     _positive(args.load_timeout, "--load-timeout")
@@ -165,9 +186,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     from grader.discover import DiscoveryError, choose_main, detect_assignment, discover
     from grader.models import RunResult
     from grader.report.html import write_reports
-    from grader.runner import RunOptions, grade_all
+    from grader.protections import preflight, summary_lines
+    from grader.runner import RunOptions, grade_all, sandbox_config
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
-    from grader.store import ResultStore
+    from grader.store import ResultStore, is_grader_failure
 
     try:
         subs = discover(path)
@@ -214,6 +236,12 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
               out.resolve()],
     )
+    options.config = sandbox_config(options, assignment)
+    try:
+        protections = preflight(options.config, limits,
+                                _probe_targets(options.config, assignment, subs, path, out, store))
+    except SandboxUnavailable as exc:
+        raise GraderFailed(f"the '{sandbox}' sandbox cannot run student code on this machine: {exc}") from None
     todo, keys = [], {sub.student: _result_key(sub, args.config) for sub in subs}
     for sub in subs:
         kept = store.reusable(sub.student, keys[sub.student]) if args.resume else None
@@ -242,7 +270,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         run = RunResult(
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            submissions=finished, sandbox=sandbox, warnings=warnings,
+            submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
             max_score=assignment.max_score,
         )
         store.write(run)
@@ -259,13 +287,35 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     if args.path.is_file() and args.path.suffix != ".zip" and run.submissions:
         print_summary(run.submissions[0])
     elapsed = time.monotonic() - started
-    errors = sum(s.status == "error" for s in run.submissions)
+    failed = [s.student for s in run.submissions if is_grader_failure(s)]
+    errors = sum(s.status == "error" for s in run.submissions) - len(failed)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
+    for line in summary_lines(sandbox, protections):
+        print(line, file=sys.stderr if line.startswith("NOT") else sys.stdout)
     print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
           f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
           f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+    if failed:
+        shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+        print(f"grade: the grader itself could not finish {len(failed)} submission(s): {shown}; they are "
+              f"recorded with status error and no score. Rerun with --resume to grade them again.",
+              file=sys.stderr)
+        return EXIT_GRADER_FAILED
     return EXIT_OK
+
+
+def _probe_targets(config, assignment, subs, path: Path, out: Path, store) -> dict:
+    """What the sandbox's self-test tries to reach: the toolkit's solution and checks
+    (wherever installed), a classmate's file, and the run's record."""
+    from grader.protections import probe_targets
+
+    # The worker package and grader/__init__.py are in every worker's view on purpose.
+    solution = [file for folder in config.toolkit_paths if folder.is_dir()
+                for file in sorted(folder.rglob("*.py"))[:4]
+                if "worker" not in file.parts and file != folder / "__init__.py"]
+    classmates = [path] + [s.main for s in subs[:1] if s.main is not None]
+    return probe_targets(config, solution, classmates, [store.state / "key", store.journal_path], out)
 
 
 def gradescope_bundle(argv: list[str]) -> int:

@@ -89,6 +89,18 @@ class SubmissionResult(CleanText):
     seconds: float = 0.0
 
 
+class Protection(CleanText):
+    """One protection of the sandbox, as measured at the start of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    held: bool
+    what: str  # what holds when it does, in plain words
+    how: str = ""  # the mechanisms behind it in this run
+    seen: list[str] = Field(default_factory=list)  # what got through, when it did not hold
+
+
 class RunResult(CleanText):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,5 +110,6 @@ class RunResult(CleanText):
     submissions: list[SubmissionResult] = Field(default_factory=list)
     # extensions
     sandbox: str = "none"
+    protections: list[Protection] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     max_score: float = 0.0

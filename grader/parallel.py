@@ -7,8 +7,9 @@ grader's own code (student code still runs only in their workers), each with its
 job slot and its own memoised oracle, and they hand each finished result back to
 this process, which alone writes the journal and the reports.
 
-A grading process that dies costs only the student it was grading, who is recorded
-with an internal error; a new process takes its place.
+A grading process that dies is replaced, and the student it was grading is graded
+again by its replacement: once is the machine's doing; a student whose grading ends
+its process a second time is charged for it (submission.crashed, status error).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def available(options) -> bool:
     return options.jobs > 1 and sys.platform.startswith("linux") and options.sandbox != "spawn"
 
 
-def _grading_process(number, tasks, results, current, subs, assignment, oracle, options) -> None:
-    from grader.runner import grade_submission, internal_error_result
+def _grading_process(number, tasks, results, current, subs, assignment, oracle, options, first=None) -> None:
+    from grader.runner import grade_submission, internal_error_result, sandbox_config
     from grader.sandbox import SlotPool
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -41,11 +42,11 @@ def _grading_process(number, tasks, results, current, subs, assignment, oracle, 
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    pool = SlotPool(1, options.sandbox, options.hide, list(assignment.forbidden_imports))
+    pool = SlotPool(1, sandbox_config(options, assignment))
     slot = pool.acquire()
     try:
         while True:
-            index = tasks.get()
+            index, first = (first, None) if first is not None else (tasks.get(), None)
             if index is None:
                 return
             current[number] = index
@@ -61,7 +62,7 @@ def _grading_process(number, tasks, results, current, subs, assignment, oracle, 
 
 def grade_in_processes(subs: list[Submission], assignment: Assignment, oracle, options,
                        on_result: Callable[[SubmissionResult], None]) -> None:
-    from grader.runner import internal_error_result
+    from grader.runner import error_result, internal_error_result
 
     ctx = multiprocessing.get_context("fork")
     jobs = min(options.jobs, max(1, len(subs)))
@@ -72,14 +73,15 @@ def grade_in_processes(subs: list[Submission], assignment: Assignment, oracle, o
     for _ in range(jobs):
         tasks.put(None)
 
-    def start(number: int):
+    def start(number: int, first: int | None = None):
         process = ctx.Process(target=_grading_process, name=f"grade-{number}",
-                              args=(number, tasks, results, current, subs, assignment, oracle, options))
+                              args=(number, tasks, results, current, subs, assignment, oracle, options, first))
         process.start()
         return process
 
     processes = [start(n) for n in range(jobs)]
     done: set[int] = set()
+    lost_once: dict[int, int] = {}  # student -> exit code of the process that died grading it
 
     def record(index: int, result: SubmissionResult) -> None:
         if index not in done:
@@ -97,9 +99,14 @@ def grade_in_processes(subs: list[Submission], assignment: Assignment, oracle, o
                     lost = current[number]
                     if lost != IDLE and lost not in done:  # it died grading this student
                         current[number] = IDLE
-                        record(lost, internal_error_result(subs[lost], assignment, RuntimeError(
-                            f"the grading process ended ({process.exitcode})")))
-                        processes[number] = start(number)
+                        if lost in lost_once:
+                            record(lost, error_result(subs[lost], assignment, "submission.crashed",
+                                   f"grading this submission ended its grading process twice (exit codes "
+                                   f"{lost_once[lost]} and {process.exitcode})"))
+                            processes[number] = start(number)
+                        else:
+                            lost_once[lost] = process.exitcode
+                            processes[number] = start(number, first=lost)
                 if all(p.exitcode is not None for p in processes) and results.empty():
                     for index in set(range(len(subs))) - done:  # taken by a process that died at once
                         record(index, internal_error_result(subs[index], assignment,

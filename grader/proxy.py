@@ -63,11 +63,19 @@ class LoadReport:
 
 
 class StudentSession:
-    """The worker side of one submission, as the checks see it."""
+    """The worker side of one submission, as the checks see it.
 
-    def __init__(self, slot: Slot, workdir: Path, code: Code, functions: list[str], limits: Limits):
+    A failure of the sandbox's helper (it died, stopped answering, could not start a
+    worker) is never the student's: it raises SandboxUnavailable out of every check,
+    and the submission is graded again on a fresh helper. A worker that died is
+    noted in `worker_deaths`: it may be the student's doing (an exit, a segfault) or
+    the machine's (the OOM killer); grading again tells which."""
+
+    def __init__(self, slot: Slot, workdir: Path, code: Code, functions: list[str], limits: Limits,
+                 main_copy: str):
         self.slot = slot
         self.workdir = workdir
+        self.main_copy = main_copy  # the main file's path inside workdir
         self.code = code
         self.functions = functions
         self.limits = limits
@@ -79,6 +87,8 @@ class StudentSession:
         self.last_mutated: list = []
         self.last_seconds: float | None = None
         self.calls = 0
+        self.worker_deaths: list[str] = []
+        self.held: dict = {}  # what the first worker's sandbox said held
 
     # -------------------------------------------------------------- loading
     def start(self) -> LoadReport:
@@ -104,15 +114,18 @@ class StudentSession:
     def _load(self, source: str, mode: str) -> str | None:
         """Load `source` in a new worker; None on success, else what went wrong."""
         self._kill()
-        self.worker = self.slot.spawn(self.workdir, self.limits, self.output)
+        cwd = (self.workdir / self.main_copy).parent
+        self.worker = self.slot.spawn(self.workdir, self.limits, self.output, cwd)
+        self.held = self.held or dict(self.worker.held)
         header = {"op": "load", "mode": mode, "source": source, "display_name": self.code.display_name,
-                  "module_name": self.code.module_name, "file_name": self.code.display_name,
+                  "module_name": self.code.module_name, "file_name": self.main_copy,
                   "functions": self.functions}
         try:
             reply, _ = self.worker.request(header, [], self.limits.load_timeout)
         except WorkerTimedOut:
             return f"ran longer than {self.limits.load_timeout:g} s"
         except WorkerDied as exc:
+            self.worker_deaths.append(f"while loading: {exc}")
             return f"ended the process ({exc})"
         except WorkerProtocolError as exc:
             return f"broke the worker protocol ({exc})"
@@ -167,6 +180,7 @@ class StudentSession:
             raise StudentCallError("submission.timeout",
                                    f"{function} ran past the {self.limits.call_timeout:g} s limit") from None
         except WorkerDied as exc:
+            self.worker_deaths.append(f"{function}: {exc}")
             raise StudentCallError("submission.crashed", f"{function}: {exc}") from None
         except WorkerProtocolError as exc:
             raise StudentCallError("submission.bad_return", f"{function} returned {exc}") from None

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from grader.assignment import Assignment
 from grader.checks import Check, CheckFailed
@@ -20,10 +20,11 @@ from grader.discover import Submission
 from grader.models import CheckResult, SubmissionResult
 from grader.oracle import OracleMissing
 from grader.proxy import Proxy, StudentCallError, StudentRaised, StudentSession
-from grader.sandbox import Limits, Slot, SlotPool
-from grader.source import SourceError, forbidden_imports, load, module_name_for
+from grader.sandbox import Limits, SandboxConfig, SandboxUnavailable, Slot, SlotPool
+from grader.source import SourceError, forbidden_imports, load, module_name_for, toolkit_imports
 
 INTERNAL_ERROR = "grader.internal_error"
+SANDBOX_FAILED = "grader.sandbox_failed"
 NOT_RECORDED = "grader.not_recorded"
 
 
@@ -34,6 +35,13 @@ class RunOptions:
     jobs: int = 2
     sandbox: str = "none"
     hide: list[Path] = field(default_factory=list)
+    config: SandboxConfig | None = None  # computed once per run from the fields above
+
+
+def sandbox_config(options: RunOptions, assignment: Assignment) -> SandboxConfig:
+    if options.config is None:
+        options.config = SandboxConfig(options.sandbox, options.hide, list(assignment.forbidden_imports))
+    return options.config
 
 
 def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckResult:
@@ -54,6 +62,8 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckRes
         message, codes = failure.message, [failure.code]
     except OracleMissing as failure:  # the kit lacks an answer: never the student's fault
         message, codes = str(failure), [NOT_RECORDED]
+    except SandboxUnavailable:
+        raise  # the helper failed: this attempt at the submission is void
     except StudentRaised as failure:
         message = failure.message
         if failure.type_name == "NotImplementedError":
@@ -76,33 +86,84 @@ def error_result(sub: Submission, assignment: Assignment, code: str, message: st
     )
 
 
+def grader_failure(sub: Submission, assignment: Assignment, code: str, message: str) -> SubmissionResult:
+    """A submission the grader could not finish through no fault of the student's: status
+    error, no score, regraded by --resume, and the run exits non-zero naming it."""
+    return error_result(sub, assignment, code, f"the grader could not finish this submission: {message}")
+
+
 def internal_error_result(sub: Submission, assignment: Assignment, exc: BaseException) -> SubmissionResult:
-    """A submission whose grading failed in the grader itself: never silently lost."""
-    result = error_result(sub, assignment, "submission.crashed",
-                          f"grading stopped with an internal error: {type(exc).__name__}: {exc}")
-    result.diagnoses.append(INTERNAL_ERROR)
-    return result
+    return grader_failure(sub, assignment, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Attempt:
+    """One try at grading a submission: its result, or why the sandbox failed under it."""
+
+    result: SubmissionResult | None = None
+    sandbox_failure: str | None = None
+    worker_deaths: list[str] = field(default_factory=list)
+
+    @property
+    def disturbed(self) -> bool:
+        return self.sandbox_failure is not None or bool(self.worker_deaths)
 
 
 def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle,
                      options: RunOptions) -> SubmissionResult:
+    """Grade one submission. A first attempt that the sandbox failed under, or whose
+    worker died, is graded again on a fresh helper: what happens only once was the
+    machine's doing and leaves no trace in the score; a worker that dies again is the
+    submission's doing and is charged to it; a sandbox that fails again is the
+    grader's, and the submission gets status error with grader.sandbox_failed."""
+    first = _attempt(sub, assignment, slot, oracle, options)
+    if not first.disturbed:
+        return first.result
+    slot.reset()
+    second = _attempt(sub, assignment, slot, oracle, options)
+    if second.sandbox_failure is not None:
+        slot.reset()
+        return grader_failure(sub, assignment, SANDBOX_FAILED, second.sandbox_failure)
+    result = second.result
+    if second.worker_deaths:
+        result.notes.append("Its worker process died on a first attempt and again on a fresh sandbox ("
+                            + "; ".join(second.worker_deaths[:3])[:500] + "): charged to the submission.")
+    else:
+        why = first.sandbox_failure or "; ".join(first.worker_deaths[:3])
+        result.notes.append(f"A first attempt was disturbed ({why[:300]}); it was graded again on a "
+                            "fresh sandbox, and this is that grading.")
+    return result
+
+
+def _attempt(sub: Submission, assignment: Assignment, slot: Slot, oracle, options: RunOptions) -> Attempt:
+    try:
+        return _grade_once(sub, assignment, slot, oracle, options)
+    except SandboxUnavailable as exc:
+        return Attempt(sandbox_failure=str(exc)[:1000])
+
+
+def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, options: RunOptions) -> Attempt:
     started = time.perf_counter()
     if sub.root.is_symlink():
-        return error_result(sub, assignment, "submission.unreadable",
-                            f"{sub.relative(sub.root)} is a symbolic link; links are not followed")
+        return Attempt(error_result(sub, assignment, "submission.unreadable",
+                                    f"{sub.relative(sub.root)} is a symbolic link; links are not followed"))
     if sub.main is None:
-        return error_result(sub, assignment, "submission.empty",
-                            f"{sub.relative(sub.root)} holds no .py or .ipynb file")
+        return Attempt(error_result(sub, assignment, "submission.empty",
+                                    f"{sub.relative(sub.root)} holds no .py or .ipynb file"))
     display = sub.relative(sub.main)
     try:
         code = load(sub.main, display)
     except SourceError as exc:
-        return error_result(sub, assignment, exc.code, exc.message)
+        return Attempt(error_result(sub, assignment, exc.code, exc.message))
     code.module_name = module_name_for(Path(sub.name_of(sub.main)))  # Canvas renames files
 
     banned = forbidden_imports(code.text, list(assignment.forbidden_imports), code.tree)
-    workdir = slot.new_workdir(sub.copies())
-    session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits)
+    copies = sub.copies()
+    main_copy = next(name for path, name in copies if path == sub.main)
+    banned += toolkit_imports(code.text, code.tree, [name for _, name in copies],
+                              PurePosixPath(main_copy).parent.as_posix().strip('.'))
+    workdir = slot.new_workdir(copies)
+    session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits, main_copy)
     try:
         report = session.start()
         student = Proxy(session.call, list(assignment.functions), session)
@@ -124,7 +185,7 @@ def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle
     if missing and report.failure is None:
         notes.append("Not defined: " + ", ".join(missing))
     score = sum(c.score for c in checks)
-    return SubmissionResult(
+    result = SubmissionResult(
         student=sub.student, source=display, status="graded", score=round(score, 6),
         max_score=assignment.max_score, diagnoses=sorted(diagnoses), checks=checks,
         message=f"{score:g} / {assignment.max_score:g}", files=[sub.relative(f) for f in sub.files],
@@ -132,6 +193,12 @@ def grade_submission(sub: Submission, assignment: Assignment, slot: Slot, oracle
         functions=report.functions, forbidden_imports=blocked, output=session.output.text,
         output_dropped_bytes=session.output.dropped, seconds=round(time.perf_counter() - started, 3),
     )
+    broken = [c for c in checks if INTERNAL_ERROR in c.diagnoses]
+    if broken:  # a bug of the grader's: no score is recorded, the checks stay for the staff
+        result.status, result.score = "error", 0.0
+        result.message = (f"the grader could not finish this submission: it failed in {len(broken)} "
+                          f"check(s), first {broken[0].id}: {broken[0].message}")[:2000]
+    return Attempt(result, worker_deaths=session.worker_deaths)
 
 
 def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: RunOptions,
@@ -144,7 +211,7 @@ def grade_all(subs: list[Submission], assignment: Assignment, oracle, options: R
         parallel.grade_in_processes(subs, assignment, oracle, options, on_result)
         return
     stopping = threading.Event()
-    pool = SlotPool(max(1, options.jobs), options.sandbox, options.hide, list(assignment.forbidden_imports))
+    pool = SlotPool(max(1, options.jobs), sandbox_config(options, assignment))
 
     def task(sub: Submission) -> None:
         if stopping.is_set():

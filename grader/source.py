@@ -18,7 +18,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
 
@@ -254,3 +254,22 @@ def forbidden_imports(text: str, forbidden: list[str], tree: ast.Module | None =
                 seen.add(banned)
                 hits.append((banned, line))
     return hits
+
+
+def toolkit_imports(text: str, tree: ast.Module | None, shipped: list[str],
+                    main_folder: str = "") -> list[tuple[str, int]]:
+    """Imports of the toolkit's packages that the submission does not provide itself.
+    `shipped` are its files' paths in the worker's copy; a module is the student's own
+    when it can be imported from the copy's root or from the main file's folder (both
+    are on the worker's path), e.g. a reference.py beside cnn_layers.py."""
+    from grader.assignment import TOOLKIT_PACKAGES
+
+    own = set()
+    for name in shipped:
+        for folder in {"", main_folder}:
+            if folder and not name.startswith(folder + "/"):
+                continue
+            relative = PurePosixPath(name[len(folder) + 1:] if folder else name)
+            own.add(relative.parts[0] if len(relative.parts) > 1 else relative.stem)
+    names = [p for p in TOOLKIT_PACKAGES if p not in own]
+    return forbidden_imports(text, names, tree) if names else []

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 TOOLKIT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_KEEP_BYTES = 64 * 1024
+CONTROL_TIMEOUT = 15.0
 
 
 class SandboxUnavailable(RuntimeError):
@@ -132,36 +133,63 @@ def zygote_environment() -> dict[str, str]:
     return env
 
 
-def worker_spec(workdir: Path, limits: Limits, forbidden: list[str], *, drop_to_uid: int | None,
-                limit_processes: bool, path: str, extra_env: dict[str, str] | None = None) -> dict:
-    """What a worker is told before it loads anything: its folder, limits and environment."""
+def worker_spec(workdir: Path, limits: Limits, *, mode: str, scratch: Path, cwd: Path, forbidden: list[str],
+                read_policy: dict | None, uid: int | None = None, keep_read_search: bool = False,
+                path: str, extra_env: dict[str, str] | None = None) -> dict:
+    """What a worker is told before it loads anything: its sandbox, folder, limits and
+    environment (see `grader.worker.serve.enter_sandbox`)."""
+    from grader.assignment import TOOLKIT_PACKAGES
+    from grader.sandbox import landlock_abi
+
+    abi = landlock_abi()
+    write = [str(workdir), "/dev/null"] + (["/tmp"] if mode == "bwrap" else [])
     return {
+        "mode": mode,
         "workdir": str(workdir),
+        "scratch": str(scratch),
+        "cwd": str(cwd),
         "memory_bytes": limits.memory_mb * 1024 * 1024,
         "file_size_bytes": limits.file_size_mb * 1024 * 1024,
         # A backstop over the whole session; each call also gets its own CPU budget.
         "cpu_seconds_total": int(max(60, 30 * limits.call_timeout)),
         "max_processes": limits.max_processes,
-        "forbidden_imports": forbidden,
-        "drop_to_uid": drop_to_uid,
-        "limit_processes": limit_processes,
+        "forbidden_imports": list(forbidden),
+        "toolkit_names": list(TOOLKIT_PACKAGES),
+        "drop_to_uid": uid,
+        "keep_read_search": keep_read_search,
+        "limit_processes": mode == "bwrap" or uid is not None,
+        # Reads: none mode's zygote applies the rules it built once; a spawned worker is
+        # given them; under bubblewrap nothing private is in view. Writes: its own copy.
+        "landlock": {**(read_policy or {}), "write": write} if abi >= 1 else None,
+        # Where Landlock cannot scope signals and the worker has the grader's uid,
+        # seccomp keeps its signals to itself.
+        "confine_signals": mode != "bwrap" and uid is None and abi < 6,
         "env": {"PATH": path, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-                "MPLBACKEND": "Agg", **(extra_env or {})},
+                "MPLBACKEND": "Agg", "USER": "student", **(extra_env or {})},
     }
+
+
+def ready(channel, deadline: float) -> dict:
+    """The worker's first frame: what held of its sandbox, sent before any student code
+    exists (so it can be believed). A worker whose sandbox failed says why and exits."""
+    try:
+        header, _ = codec.recv_message(channel, deadline)
+    except (codec.CodecError, codec.FrameTimeout, codec.PeerClosed, OSError) as exc:
+        raise SandboxUnavailable(f"the worker did not start ({type(exc).__name__}: {exc})") from None
+    if header.get("op") == "ready" and isinstance(header.get("held"), dict):
+        return header["held"]
+    raise SandboxUnavailable(f"the worker's sandbox could not be set up: {str(header.get('message'))[:500]}")
 
 
 class WorkerProcess:
     """One live worker: a socket to it, its pid (inside the zygote's namespace)."""
 
-    def __init__(self, zygote: Zygote, workdir: Path, limits: Limits, forbidden: list[str],
-                 output: OutputCapture, drop_to_uid: int | None):
+    def __init__(self, zygote: Zygote, workdir: Path, limits: Limits, output: OutputCapture, **sandbox):
         self.zygote = zygote
         self.limits = limits
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         read_fd, write_fd = os.pipe()
-        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=drop_to_uid,
-                           limit_processes=zygote.mode == "bwrap" or drop_to_uid is not None,
-                           path="/usr/bin:/bin")
+        spec = worker_spec(workdir, limits, path="/usr/bin:/bin", **sandbox)
         try:
             reply = zygote.request({"op": "spawn", "spec": spec}, [theirs.fileno(), write_fd])
         finally:
@@ -169,9 +197,17 @@ class WorkerProcess:
             os.close(write_fd)
         output.attach(read_fd)
         self.sock = ours
+        if "pid" not in reply:
+            ours.close()
+            raise SandboxUnavailable(f"the worker host could not start a worker: {reply.get('error')}")
         self.pid = int(reply["pid"])
         self.dead = False
         self._next_id = 0
+        try:
+            self.held = ready(self.sock, time.monotonic() + CONTROL_TIMEOUT)
+        except SandboxUnavailable:
+            self.kill()
+            raise
 
     def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
         """Send one request and wait for its reply. Raises WorkerTimedOut (the worker
@@ -220,7 +256,7 @@ class SpawnedWorker:
     BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from grader.worker.spawned import main; main(sys.argv[1])")
 
-    def __init__(self, workdir: Path, limits: Limits, forbidden: list[str], output: OutputCapture):
+    def __init__(self, workdir: Path, limits: Limits, output: OutputCapture, **sandbox):
         posix = os.name == "posix"
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", self.BOOT, str(TOOLKIT_ROOT)], cwd=str(workdir),
@@ -234,17 +270,23 @@ class SpawnedWorker:
         output.attach(os.dup(self.proc.stderr.fileno()))
         self.proc.stderr.close()
         self.channel = codec.PipeChannel(self.proc.stdout.fileno(), self.proc.stdin.fileno())
+        # Windows needs SYSTEMROOT, and TEMP/TMP where POSIX reads TMPDIR.
+        spec = worker_spec(workdir, limits, path=os.environ.get("PATH", ""),
+                           extra_env={"TEMP": str(workdir), "TMP": str(workdir),
+                                      "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")}, **sandbox)
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read_replies, daemon=True).start()
-        # Windows needs SYSTEMROOT, and TEMP/TMP where POSIX reads TMPDIR.
-        spec = worker_spec(workdir, limits, forbidden, drop_to_uid=None, limit_processes=False,
-                           path=os.environ.get("PATH", ""),
-                           extra_env={"TEMP": str(workdir), "TMP": str(workdir),
-                                      "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")})
         try:
             codec.send_message(self.channel, {"op": "init", "spec": spec})
-        except OSError:
-            pass  # it died at once: the first request will say so
+            first = self.replies.get(timeout=CONTROL_TIMEOUT)  # pipes have no deadlines: a thread waits
+        except (OSError, queue.Empty) as exc:
+            self.kill()
+            raise SandboxUnavailable(f"the worker did not start ({type(exc).__name__})") from None
+        if isinstance(first, Exception) or first[0].get("op") != "ready":
+            self.kill()
+            why = first if isinstance(first, Exception) else first[0].get("message")
+            raise SandboxUnavailable(f"the worker's sandbox could not be set up: {str(why)[:500]}")
+        self.held = first[0].get("held") if isinstance(first[0].get("held"), dict) else {}
 
     def _read_replies(self) -> None:
         while True:

@@ -19,7 +19,12 @@ import types
 
 import numpy as np
 
-from grader.worker import codec
+from grader.worker import codec, probe
+
+if sys.platform.startswith("linux"):
+    from grader.worker import confine, isolate
+else:  # macOS, Windows (the student kit): rlimits and wall-clock limits only
+    confine = isolate = None
 
 try:
     import resource
@@ -28,8 +33,11 @@ except ImportError:  # Windows: no rlimits; the wall-clock limit still holds
 
 
 class ImportBlocker:
-    """A meta-path finder that refuses the modules the assignment forbids, as if
-    they were not installed, and remembers every attempt."""
+    """A meta-path finder that refuses the modules the assignment forbids, as if they
+    were not installed, and remembers every attempt. It is first on the path, where a
+    student can remove it: it is the polite part of the refusal. What enforces it is
+    that the forbidden packages are not there (bubblewrap hides them, Landlock refuses
+    to read them); the static scan of the source names them in any case."""
 
     def __init__(self, forbidden):
         self.forbidden = tuple(forbidden)
@@ -46,9 +54,46 @@ class ImportBlocker:
         return None
 
 
+class ToolkitFinder(ImportBlocker):
+    """Last on the path: asked only about modules nothing else provides. The toolkit's
+    packages are out of reach by their location (hidden or unreadable), so a student's
+    own reference.py or grader.py imports as usual; an import of the toolkit's names
+    that finds nothing is remembered as an attempt on the toolkit."""
+
+
+def enter_sandbox(spec: dict) -> dict:
+    """Everything that confines this worker, before any student code exists: its own
+    namespaces and mounts (under bubblewrap), its uid (as root elsewhere), then Landlock
+    and seccomp where the kernel has them. Returns what held, for the grader."""
+    held: dict = {"mode": spec.get("mode", "none")}
+    if confine is not None:
+        if spec.get("mode") == "bwrap":
+            isolate.private_mounts(spec["workdir"], spec["scratch"])
+            _prctl(PR_SET_DUMPABLE, 1)  # its own process: nothing left to protect from itself
+            isolate.drop_capabilities()
+            held.update(pid_namespace=True, private_mounts=True, capabilities=False)
+        result = confine.Confinement()
+        confine.set_no_new_privs(result)
+        policy = spec.get("landlock")
+        if policy is not None:  # while still root, so that every path can be opened
+            base = _ZYGOTE_RULESET
+            if base is None and policy.get("read") is not None:  # a spawned worker builds its own
+                base = confine.read_ruleset(policy["read"], policy.get("list", []))
+            confine.apply_layered(base, policy["write"], result=result)
+        uid = spec.get("drop_to_uid")
+        if uid is not None and os.geteuid() == 0:
+            confine.drop_privileges(int(uid), int(uid), keep_read_search=bool(spec.get("keep_read_search")),
+                                    result=result)
+        confine.apply_seccomp(confine_signals=bool(spec.get("confine_signals")) and not result.signals_scoped,
+                              result=result)
+        held.update(result.as_dict())
+    held["uid"] = os.geteuid() if hasattr(os, "geteuid") else None
+    return held
+
+
 def apply_limits(spec: dict) -> None:
     """Resource limits, working directory and environment of the worker."""
-    os.chdir(spec["workdir"])
+    os.chdir(spec.get("cwd") or spec["workdir"])
     os.environ.clear()
     os.environ.update(spec["env"])
     if resource is None:
@@ -70,16 +115,27 @@ def apply_limits(spec: dict) -> None:
     except (ValueError, OSError):
         pass
     if spec.get("limit_processes"):
-        # Counted per user namespace (Linux >= 5.14): inside bubblewrap, or as nobody,
-        # this caps a fork bomb without touching the rest of the machine.
+        # Counted per user namespace and uid (Linux >= 5.14): inside bubblewrap, or as
+        # the slot's own uid, this caps a fork bomb without touching the rest of the machine.
         limit(resource.RLIMIT_NPROC, int(spec.get("max_processes", 256)))
-    uid = spec.get("drop_to_uid")
-    if uid is not None and os.geteuid() == 0:
-        # As root, the worker becomes an unprivileged user: it can then neither
-        # signal the grader nor write the instructor's files.
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+
+
+PR_SET_DUMPABLE = 4
+_ZYGOTE_RULESET = None  # the read rules a zygote builds once and every worker applies
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def prepare_zygote(mode: str, policy: dict | None = None) -> None:
+    """In the zygote, once: the Landlock read rules every worker of this slot applies
+    (listing the allowed folders costs milliseconds; applying them, microseconds)."""
+    global _ZYGOTE_RULESET
+    if policy is not None and policy.get("read") is not None and confine is not None:
+        _ZYGOTE_RULESET = confine.read_ruleset(policy["read"], policy.get("list", []))
 
 
 def scrub_toolkit_imports(toolkit_root: str) -> None:
@@ -104,19 +160,24 @@ def scrub_toolkit_imports(toolkit_root: str) -> None:
             sys.modules["_nngrade_" + name.rsplit(".", 1)[1]] = module
 
 
-def prepare_imports(spec: dict) -> ImportBlocker:
+def prepare_imports(spec: dict) -> tuple[ImportBlocker, ToolkitFinder]:
     blocker = ImportBlocker(spec["forbidden_imports"])
+    toolkit = ToolkitFinder(spec.get("toolkit_names", ()))
     sys.meta_path.insert(0, blocker)
-    # The submission's own folder comes first, so a helper module it ships imports.
-    sys.path.insert(0, spec["workdir"])
+    sys.meta_path.append(toolkit)
+    # The submission's own folders come first, so a helper module it ships imports:
+    # the main file's folder (as `python file.py` would), then the copy's root.
+    for folder in reversed(dict.fromkeys([spec.get("cwd") or spec["workdir"], spec["workdir"]])):
+        sys.path.insert(0, folder)
     sys.dont_write_bytecode = True
-    return blocker
+    return blocker, toolkit
 
 
 class Worker:
-    def __init__(self, sock, blocker: ImportBlocker):
+    def __init__(self, sock, finders: tuple[ImportBlocker, ToolkitFinder], workdir: str):
         self.sock = sock
-        self.blocker = blocker
+        self.workdir = workdir
+        self.finders = finders
         self.module: types.ModuleType | None = None
 
     # -- protocol ------------------------------------------------------------
@@ -129,12 +190,14 @@ class Worker:
             op = header.get("op")
             if op == "load":
                 reply, out = self.load(header), []
+            elif op == "probe" and self.module is None:  # a fresh worker, no student code in it
+                reply, out = {"ok": True, "held": probe.run(header.get("targets", {}))}, []
             elif op == "call":
                 reply, out = self.call(header, buffers)
             else:
                 os._exit(0)
             reply["id"] = header.get("id")
-            reply["blocked_imports"] = list(self.blocker.attempts)
+            reply["blocked_imports"] = [name for finder in self.finders for name in finder.attempts]
             _flush_std()
             codec.send_message(self.sock, reply, out)
 
@@ -144,7 +207,8 @@ class Worker:
         to definitions, and each statement runs on its own: one that fails (an import
         of a plotting library, say) is left out and the rest still loads."""
         module = types.ModuleType(header["module_name"])
-        module.__file__ = os.path.join(os.getcwd(), header["file_name"])
+        # Where the copy of the student's file really is, so that a data file beside it opens.
+        module.__file__ = os.path.join(self.workdir, header["file_name"])
         # Registered under the file's own name, so `import cnn_layers` from a helper works.
         sys.modules[header["module_name"]] = module
         skipped = []
@@ -276,9 +340,16 @@ def _flush_std():
 
 
 def run(sock, spec: dict) -> None:
-    """Entry point in the forked child: limits first, then serve until told to stop."""
-    apply_limits(spec)
-    blocker = prepare_imports(spec)
+    """Entry point in the forked child: the sandbox first, then serve until told to stop.
+    The first frame says whether the sandbox holds; no student code exists before it."""
+    try:
+        held = enter_sandbox(spec)
+        apply_limits(spec)
+        finders = prepare_imports(spec)
+    except Exception as exc:  # noqa: BLE001 - refuse to serve in a sandbox that failed
+        codec.send_message(sock, {"op": "failed", "message": f"{type(exc).__name__}: {exc}"[:2000]})
+        raise
+    codec.send_message(sock, {"op": "ready", "held": held})
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
-    Worker(sock, blocker).serve_forever()
+    Worker(sock, finders, spec["workdir"]).serve_forever()

@@ -10,9 +10,7 @@ which the grader drains like any worker's output.
 
 from __future__ import annotations
 
-import io
 import os
-import sys
 
 
 def main(toolkit_root: str) -> None:
@@ -31,10 +29,5 @@ def main(toolkit_root: str) -> None:
         header, _ = codec.recv_message(channel)
     except (codec.PeerClosed, codec.CodecError, OSError):
         os._exit(0)
-    spec = header["spec"]
     serve.scrub_toolkit_imports(toolkit_root)
-    serve.apply_limits(spec)
-    blocker = serve.prepare_imports(spec)
-    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
-    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
-    serve.Worker(channel, blocker).serve_forever()
+    serve.run(channel, header["spec"])
