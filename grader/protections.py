@@ -13,6 +13,8 @@ The outcome goes to results.json (`protections`) and the run's summary.
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -30,6 +32,7 @@ PROTECTIONS = {
     "forbidden_imports": "forbidden packages and the toolkit cannot be loaded, whatever the code does to imports",
     "privileges": "no root and no capabilities",
     "own_namespace": "each submission in PID and mount namespaces of its own, torn down from outside",
+    "leftovers": "nothing a submission starts outlives it",
 }
 
 
@@ -94,7 +97,8 @@ def preflight(config: SandboxConfig, limits: Limits, targets: dict) -> list[Prot
         worker = slot.spawn(workdir, limits, OutputCapture())
         tcp, udp = listeners.ports()
         zygote = [slot.zygote.proc.pid] if slot.zygote is not None else []
-        header = {"op": "probe", "targets": {**targets, "tcp": tcp, "udp": udp,
+        marker = str(9_000_000 + secrets.randbelow(999_999))
+        header = {"op": "probe", "targets": {**targets, "tcp": tcp, "udp": udp, "leftover": marker,
                                              "processes": [os.getpid(), *zygote]}}
         try:
             reply, _ = worker.request(header, [], max(10.0, limits.call_timeout))
@@ -105,7 +109,11 @@ def preflight(config: SandboxConfig, limits: Limits, targets: dict) -> list[Prot
             raise SandboxUnavailable(f"a worker started but did not work ({type(exc).__name__}: {exc})") from None
         finally:
             worker.kill()
+            slot.cleanup(workdir)
         held, facts = reply.get("held") or {}, dict(worker.held)
+        left = _survivors(f"sleep {marker}")
+        held["leftovers"] = {"held": not left, "seen": [f"a detached process ({pid}) outlived its worker"
+                                                       for pid in left]}
     finally:
         pool.close()
         reached = listeners.close()
@@ -116,6 +124,20 @@ def preflight(config: SandboxConfig, limits: Limits, targets: dict) -> list[Prot
                        how=_how(name, config.mode, facts),
                        seen=[str(s)[:300] for s in held.get(name, {}).get("seen", [])][:10])
             for name, what in PROTECTIONS.items()]
+
+
+def _survivors(command: str) -> list[int]:
+    """Processes running `command` (killed on sight: the probe's own leftovers)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read().replace(b"\0", b" ").strip() == command.encode():
+                    found.append(int(entry))
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    return found
 
 
 TRIVIAL = "import numpy as np\n\ndef f(x):\n    return np.tanh(x) * 2.0, {'n': len(x)}\n"

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -196,14 +197,19 @@ class SandboxConfig:
         from grader.worker.confine import allowed_beneath
 
         private = [*self.hide, *TOOLKIT_HOME, *self.toolkit_paths, *self.forbidden_paths]
-        interpreter = interpreter_dirs()
-        others = [Path(s).resolve() for s in sys.path if s and os.path.isdir(s)]
-        others = [p for p in others if not any(_under(p, h) for h in [*self.hide, *TOOLKIT_HOME])]
+        # Only library folders: workers run `python -I`, so the grader's own path entries
+        # (its working directory, a script's folder, PYTHONPATH) are never theirs.
+        libraries = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]
+                     if os.path.isdir(p)}
+        interpreter = sorted(set(interpreter_dirs()) | libraries)
         # A virtualenv inside the project stays readable; the project's packages do not.
         denied = [d for d in private if not any(_under(r, d) and r != d for r in interpreter)]
-        roots = [str(p) for p in [*interpreter, *others]] + list(SYSTEM_READ)
+        roots = [str(p) for p in interpreter] + list(SYSTEM_READ)
+        # Folders a denied path was carved out of stay listable (names only), so that
+        # Python can find their other entries; never a folder that is itself private.
         listable = sorted({str(folder) for d in denied for r in map(Path, roots) if _under(d, r) and d != r
-                           for folder in [d.parent, *d.parent.parents] if _under(folder, r)})
+                           for folder in [d.parent, *d.parent.parents]
+                           if _under(folder, r) and not any(_under(folder, x) for x in denied)})
         return {"read": allowed_beneath(roots, [str(d) for d in denied]) + [str(scratch)], "list": listable}
 
 
@@ -394,11 +400,17 @@ class Slot:
         return WorkerProcess(self.ensure_zygote(), workdir, limits, output, **common)
 
     def cleanup(self, workdir: Path) -> None:
+        """After a submission: nothing it started survives (under bubblewrap its PID
+        namespace is gone already), and its copy is removed."""
         if self.zygote is not None and self.zygote.alive() and self.mode != "bwrap":
             try:
                 self.zygote.request({"op": "sweep"})
             except SandboxUnavailable:
                 pass
+        elif self.mode == "spawn" and self.uid is not None:
+            from grader.worker.zygote import kill_uid
+
+            kill_uid(self.uid)  # every process of the slot's uid, however detached
         shutil.rmtree(workdir, ignore_errors=True)
 
     def close(self) -> None:

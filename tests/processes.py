@@ -28,3 +28,22 @@ def zygotes() -> set[int]:
 def sleepers() -> dict[int, str]:
     """The `sleep 98x` children that the hostile test submissions start."""
     return {pid: cmd for pid, cmd in processes("sleep 98").items() if cmd.startswith("sleep 98")}
+
+
+def slot_uid_processes() -> dict[int, str]:
+    """Processes running as one of the uids the sandbox gives job slots (no account has
+    them): none may outlive the run that started them."""
+    from grader.sandbox import SLOT_UID_BASE
+
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            dead = stat[stat.rfind(b")") + 2:].split()[0] in (b"Z", b"X")  # exited, not yet reaped
+            if os.stat(f"/proc/{entry}").st_uid >= SLOT_UID_BASE and not dead:
+                found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+    return found
