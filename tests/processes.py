@@ -47,3 +47,50 @@ def slot_uid_processes() -> dict[int, str]:
         except (OSError, IndexError):
             continue
     return found
+
+
+def describe(pids) -> dict[int, str]:
+    """State, parent, uid and command line of each pid, for an assertion's message."""
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            fields = stat[stat.rfind(b")") + 2:].split()
+            found[pid] = (f"state {fields[0].decode()} ppid {int(fields[1])} uid {os.stat(f'/proc/{pid}').st_uid} "
+                          + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except OSError:
+            found[pid] = "gone"
+    return found
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def descendants(root: int) -> dict[int, bytes]:
+    """pid -> start time of every live process below `root` (start times tell a pid
+    that was reused from the process we saw)."""
+    children: dict[int, list[int]] = {}
+    starts = {}
+    for entry in os.listdir("/proc"):
+        fields = _stat(int(entry)) if entry.isdigit() else None
+        if fields and fields[0] not in (b"Z", b"X"):
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            starts[int(entry)] = fields[19]
+    found, todo = {}, [root]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            found[kid] = starts[kid]
+            todo.append(kid)
+    return found
+
+
+def still_alive(seen: dict[int, bytes]) -> dict[int, str]:
+    """Those of `seen` that are the same processes and alive."""
+    alive = [pid for pid, start in seen.items()
+             if (fields := _stat(pid)) and fields[19] == start and fields[0] not in (b"Z", b"X")]
+    return describe(alive)

@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from processes import zygotes
+import pytest
+from processes import descendants, still_alive
 from toy_assignment import CORRECT
 
+from grader.sandbox import bwrap_works
 from grader.store import read_journal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +39,6 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     for name in students:
         (cls / f"{name}.py").write_text(slow)
     journal = out / ".nngrade" / "journal-toy.jsonl"
-    before_zygotes = zygotes()
 
     proc = subprocess.Popen(grade_command(cls, out), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -46,6 +47,8 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
         if journal.exists() and len(read_journal(journal)) >= 3:
             break
         time.sleep(0.05)
+    below = descendants(proc.pid)  # its zygote and workers (pids of this run only)
+    assert below, "the grader had started no worker host"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     # A line the kill cut short is not a finished student.
@@ -53,7 +56,7 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     assert 3 <= len(finished) < len(students)
 
     time.sleep(0.5)
-    assert zygotes() - before_zygotes == set(), "a zygote outlived the grader"
+    assert still_alive(below) == {}, "a process of the grader's outlived it"
 
     done = subprocess.run(grade_command(cls, out, "--resume"), cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
@@ -65,3 +68,23 @@ def test_sigkill_then_resume_grades_everyone_once(tmp_path):
     for name, record in finished.items():
         assert by_name[name] == record  # kept as recorded, not graded again
     assert all(s["score"] == 3.0 for s in run["submissions"])
+
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=pytest.mark.skipif(not bwrap_works(),
+                                                                                  reason="no bubblewrap")),
+                                  "none", "spawn"])
+def test_a_grader_killed_mid_call_takes_every_process_it_started_along(tmp_path, mode):
+    """Its workers, whatever uid they took, die with it, not when their call ends."""
+    cls, out = tmp_path / "class", tmp_path / "out"
+    cls.mkdir()
+    (cls / "slow.py").write_text(CORRECT.replace("    return x * k", "    import time\n    time.sleep(60)"))
+    command = [mode if arg == "none" else arg for arg in grade_command(cls, out, "--timeout", "90")]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4.0)  # the preflight's worker comes and goes; the student's sits in its call
+    below = descendants(proc.pid)
+    assert below, "the grader had started no worker"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(1.0)
+    assert still_alive(below) == {}, "a process of the grader's outlived it"

@@ -16,12 +16,15 @@ raises, when the uid change fails. Apply it in a single-threaded process (a work
 just forked): Landlock before ABI 8, capabilities and the bounding set are per
 thread. `confine_self` runs the steps in the order that works: Landlock while
 still root (so every path can be opened), then the uid change, then seccomp.
+A zygote calls `prepare()` once before forking: each worker then confines itself
+in well under a millisecond.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import stat
@@ -30,14 +33,18 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 _LINUX = sys.platform.startswith("linux")
-_libc_handle = None
 
 
-def _libc():
-    global _libc_handle
-    if _libc_handle is None:
-        _libc_handle = ctypes.CDLL(None, use_errno=True)
-    return _libc_handle
+@functools.lru_cache(maxsize=None)
+def _libc_function(name: str):
+    fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    fn.restype = ctypes.c_long if name == "syscall" else ctypes.c_int
+    return fn
+
+
+def _failed() -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, os.strerror(code))
 
 
 def _arg(value):
@@ -47,25 +54,36 @@ def _arg(value):
 
 def _syscall(number: int, *args) -> int:
     """syscall(2); raises OSError on failure."""
-    fn = _libc().syscall
-    fn.restype = ctypes.c_long
-    ctypes.set_errno(0)
-    ret = fn(ctypes.c_long(number), *map(_arg, args))
+    ret = _libc_function("syscall")(ctypes.c_long(number), *map(_arg, args))
     if ret == -1:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
+        raise _failed()
     return ret
 
 
 def _prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
-    fn = _libc().prctl
-    fn.restype = ctypes.c_int
-    ctypes.set_errno(0)
-    ret = fn(ctypes.c_int(option), *(ctypes.c_ulong(a & 0xFFFFFFFFFFFFFFFF) for a in (a2, a3, a4, a5)))
+    args = (ctypes.c_ulong(a & 0xFFFFFFFFFFFFFFFF) for a in (a2, a3, a4, a5))
+    ret = _libc_function("prctl")(ctypes.c_int(option), *args)
     if ret == -1:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
+        raise _failed()
     return ret
+
+
+def prepare() -> None:
+    """Once, before forking workers (in the zygote): do the work that would otherwise
+    cost every worker a few hundred microseconds (loading libc's functions, reading
+    cap_last_cap, assembling the seccomp filters). Optional: everything works without."""
+    if not _LINUX:
+        return
+    for name in ("syscall", "prctl", "capget", "capset"):
+        _libc_function(name)
+    _last_capability()
+    _landlock_arch_ok()
+    _filter_buffer()
+    arch = seccomp_arch()
+    if arch:
+        for leader in (True, False):
+            for confine_signals in (True, False):
+                _filter_template(arch, leader, confine_signals)
 
 
 # ------------------------------------------------------------------ the record
@@ -88,6 +106,7 @@ class Confinement:
 
 
 # -------------------------------------------------------------------- prctl bits
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_SECCOMP = 22
@@ -125,8 +144,9 @@ def set_no_new_privs(result: Confinement | None = None) -> None:
 
 
 def _thread_count() -> int:
+    """procfs gives /proc/self/task one link per thread, plus two."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        return max(1, os.stat("/proc/self/task").st_nlink - 2)
     except OSError:
         return 1
 
@@ -151,6 +171,7 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 
+@functools.lru_cache(maxsize=None)
 def _landlock_arch_ok() -> bool:
     return _LINUX and not platform.machine().lower().startswith(("alpha", "ia64", "mips"))
 
@@ -219,7 +240,9 @@ def apply_landlock(read: list[str], write: list[str], *, scope: bool = True, den
     fs = _FS_BY_ABI.get(abi, _FS_LATEST)
     net = NET_BIND_TCP | NET_CONNECT_TCP if deny_tcp and abi >= 4 else 0
     scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if scope and abi >= 6 else 0
-    attr = ctypes.create_string_buffer(struct.pack("=QQQ", fs, net, scoped))
+    # Plain bytes wherever the kernel only reads: a ctypes buffer would cost a new ctypes
+    # type per size, ~0.1 ms in a freshly forked worker.
+    attr = struct.pack("=QQQ", fs, net, scoped)
     size = 8 if abi < 4 else 16 if abi < 6 else 24
     try:
         ruleset = _syscall(_NR_LANDLOCK_CREATE_RULESET, attr, size, 0)
@@ -257,6 +280,7 @@ def _add_rules(ruleset: int, paths: list[str], rights: int) -> list[str]:
     """One path-beneath rule per existing path; a file (not a directory) can only
     carry file rights. Returns the paths that exist but got no rule."""
     failed = []
+    add_rule = _libc_function("syscall")
     for path in paths:
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -267,10 +291,10 @@ def _add_rules(ruleset: int, paths: list[str], rights: int) -> list[str]:
             continue
         try:
             allowed = rights if stat.S_ISDIR(os.fstat(fd).st_mode) else rights & _FS_FILE_ONLY
-            rule = ctypes.create_string_buffer(struct.pack("=Qi", allowed, fd))
-            _syscall(_NR_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, rule, 0)
-        except OSError:
-            failed.append(path)
+            rule = struct.pack("=Qi", allowed, fd)  # struct landlock_path_beneath_attr, packed
+            if add_rule(ctypes.c_long(_NR_LANDLOCK_ADD_RULE), ctypes.c_long(ruleset),
+                        ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH), rule, ctypes.c_long(0)) == -1:
+                failed.append(path)
         finally:
             os.close(fd)
     return failed
@@ -279,15 +303,14 @@ def _add_rules(ruleset: int, paths: list[str], rights: int) -> list[str]:
 def read_ruleset(read: list[str], listable: list[str] = ()) -> int | None:
     """A ruleset that handles only the read rights (read, list, execute), with rules for
     `read` (everything beneath) and `listable` (listing only: the folders a denied path
-    was carved out of, so that Python can still look up their other entries). Built once
+    was carved out of, so that Python can still find their other entries). Built once
     by a zygote, whose workers inherit the descriptor and only apply it
-    (`apply_landlock(..., base=fd)`): hundreds of rules cost milliseconds to build,
-    microseconds to apply. None without Landlock."""
+    (`apply_layered`): hundreds of rules cost milliseconds to build, microseconds to
+    apply. None without Landlock."""
     if landlock_abi() < 1:
         return None
-    attr = ctypes.create_string_buffer(struct.pack("=Q", _FS_READ))
     try:
-        ruleset = _syscall(_NR_LANDLOCK_CREATE_RULESET, attr, 8, 0)
+        ruleset = _syscall(_NR_LANDLOCK_CREATE_RULESET, struct.pack("=Q", _FS_READ), 8, 0)
     except OSError:
         return None
     _add_rules(ruleset, list(read), _FS_READ)
@@ -295,46 +318,44 @@ def read_ruleset(read: list[str], listable: list[str] = ()) -> int | None:
     return ruleset
 
 
-def _write_layer(abi: int, write: list[str], scope: bool, deny_tcp: bool, result: Confinement) -> bool:
-    """Over a read layer: a second ruleset that handles every other right (writing,
-    creating, removing, TCP, scopes), with rules for `write` only."""
-    fs = _FS_BY_ABI.get(abi, _FS_LATEST) & ~_FS_READ
-    net = NET_BIND_TCP | NET_CONNECT_TCP if deny_tcp and abi >= 4 else 0
-    scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if scope and abi >= 6 else 0
-    size = 8 if abi < 4 else 16 if abi < 6 else 24
-    attr = ctypes.create_string_buffer(struct.pack("=QQQ", fs, net, scoped))
-    ruleset = _syscall(_NR_LANDLOCK_CREATE_RULESET, attr, size, 0)
-    try:
-        failed = _add_rules(ruleset, write, fs)
-        _syscall(_NR_LANDLOCK_RESTRICT_SELF, ruleset, 0)
-    finally:
-        os.close(ruleset)
-    if failed:
-        result.notes.append(f"Landlock: no write rule for {', '.join(failed[:5])}")
-    result.tcp, result.signals_scoped, result.abstract_unix_scoped = bool(net), bool(scoped), bool(scoped)
-    return True
-
-
 def apply_layered(base: int | None, write: list[str], *, scope: bool = True, deny_tcp: bool = True,
                   result: Confinement) -> None:
-    """Apply a read layer built by `read_ruleset` (None: reads are not restricted, as
-    under bubblewrap, where nothing private is in view), then a write layer for this
-    worker. In a single-threaded process (a worker just forked)."""
+    """Two Landlock layers: the read layer `base` built by `read_ruleset` (None: reads
+    are not restricted, as under bubblewrap, where nothing private is in view), then a
+    layer of this worker's own that handles every other right (writing, creating,
+    removing, TCP, scopes) and allows writing beneath `write` only."""
     abi = landlock_abi()
     result.landlock_abi = abi
     if abi < 1:
         result.notes.append("Landlock is unavailable: no filesystem, TCP or signal confinement from it")
         return
+    fs = _FS_BY_ABI.get(abi, _FS_LATEST) & ~_FS_READ
+    net = NET_BIND_TCP | NET_CONNECT_TCP if deny_tcp and abi >= 4 else 0
+    scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if scope and abi >= 6 else 0
+    size = 8 if abi < 4 else 16 if abi < 6 else 24
     set_no_new_privs(result)
+    threads = _thread_count()
+    flags = LANDLOCK_RESTRICT_SELF_TSYNC if threads > 1 and abi >= 8 else 0
     try:
         if base is not None:
-            _syscall(_NR_LANDLOCK_RESTRICT_SELF, base, 0)
-        _write_layer(abi, write, scope, deny_tcp, result)
+            _syscall(_NR_LANDLOCK_RESTRICT_SELF, base, flags)
+        ruleset = _syscall(_NR_LANDLOCK_CREATE_RULESET, struct.pack("=QQQ", fs, net, scoped), size, 0)
+        try:
+            failed = _add_rules(ruleset, write, fs)
+            _syscall(_NR_LANDLOCK_RESTRICT_SELF, ruleset, flags)
+        finally:
+            os.close(ruleset)
     except OSError as exc:
         result.notes.append(f"Landlock could not be applied: {exc}")
-        result.tcp = result.signals_scoped = result.abstract_unix_scoped = False
         return
-    result.filesystem = True
+    if failed:
+        result.notes.append(f"Landlock: no write rule for {', '.join(failed[:5])}")
+    whole = threads == 1 or bool(flags)
+    if not whole:
+        result.notes.append(f"Landlock restricts only the calling thread; {threads - 1} other thread(s) existed")
+    result.filesystem = whole
+    result.tcp = whole and bool(net)
+    result.signals_scoped = result.abstract_unix_scoped = whole and bool(scoped)
 
 
 # ----------------------------------------------------------------------- seccomp
@@ -351,7 +372,7 @@ _COMMON = {
 SYSCALLS = {
     "x86_64": {
         **_COMMON,
-        "ioctl": 16, "socket": 41, "socketpair": 53, "clone": 56, "kill": 62, "fcntl": 72, "ptrace": 101,
+        "ioctl": 16, "prctl": 157, "socket": 41, "socketpair": 53, "clone": 56, "kill": 62, "fcntl": 72, "ptrace": 101,
         "rt_sigqueueinfo": 129, "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144,
         "vhangup": 153, "pivot_root": 155, "chroot": 161, "acct": 163, "settimeofday": 164,
         "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "sethostname": 170,
@@ -365,7 +386,7 @@ SYSCALLS = {
     },
     "aarch64": {
         **_COMMON,
-        "fcntl": 25, "ioctl": 29, "umount2": 39, "mount": 40, "pivot_root": 41, "chroot": 51,
+        "fcntl": 25, "ioctl": 29, "prctl": 167, "ioprio_set": 30, "umount2": 39, "mount": 40, "pivot_root": 41, "chroot": 51,
         "vhangup": 58, "acct": 89, "unshare": 97, "kexec_load": 104, "init_module": 105,
         "delete_module": 106, "clock_settime": 112, "ptrace": 117, "sched_setparam": 118,
         "sched_setscheduler": 119, "sched_setaffinity": 122, "kill": 129, "tkill": 130, "tgkill": 131,
@@ -376,7 +397,6 @@ SYSCALLS = {
         "prlimit64": 261, "name_to_handle_at": 264, "open_by_handle_at": 265, "setns": 268,
         "process_vm_readv": 270, "process_vm_writev": 271, "kcmp": 272, "finit_module": 273,
         "sched_setattr": 274, "seccomp": 277, "bpf": 280, "userfaultfd": 282, "kexec_file_load": 294,
-        "ioprio_set": 30,
     },
 }
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}  # EM_* | 64BIT | LE, linux/audit.h
@@ -424,6 +444,7 @@ def _arg_low(index: int) -> int:
     return 16 + 8 * index
 
 
+@functools.lru_cache(maxsize=None)
 def seccomp_arch() -> str | None:
     """'x86_64' or 'aarch64' when this process makes native 64-bit little-endian
     syscalls there; None otherwise (a 32-bit or x32 interpreter, another machine)."""
@@ -433,18 +454,22 @@ def seccomp_arch() -> str | None:
     return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine)
 
 
+_PID, _MINUS_PID = "pid", "-pid"  # constants known only in the worker: patched in per process
+
+
 class _Program:
-    """Classic BPF with forward jumps to named labels (jt/jf offsets are 8 bits)."""
+    """Classic BPF with forward jumps to named labels (jt/jf offsets are 8 bits).
+    A constant may be _PID or _MINUS_PID, filled in by `_fill`."""
 
     def __init__(self):
-        self.code: list[tuple[int, str | None, str | None, int]] = []
+        self.code: list[tuple[int, str | None, str | None, int | str]] = []
         self.labels: dict[str, int] = {}
 
     def load(self, offset: int) -> None:
         self.code.append((_LD_W_ABS, None, None, offset))
 
-    def jump(self, op: int, k: int, yes: str | None = None, no: str | None = None) -> None:
-        self.code.append((op, yes, no, k & 0xFFFFFFFF))
+    def jump(self, op: int, k: int | str, yes: str | None = None, no: str | None = None) -> None:
+        self.code.append((op, yes, no, k if isinstance(k, str) else k & 0xFFFFFFFF))
 
     def ret(self, value: int) -> None:
         self.code.append((_RET_K, None, None, value))
@@ -452,19 +477,32 @@ class _Program:
     def label(self, name: str) -> None:
         self.labels[name] = len(self.code)
 
-    def assemble(self) -> bytes:
-        out = bytearray()
+    def assemble(self) -> tuple[bytes, tuple[tuple[int, str], ...]]:
+        """-> (struct sock_filter[] bytes, (byte offset, marker) of each constant to fill)."""
+        out, holes = bytearray(), []
         for i, (op, yes, no, k) in enumerate(self.code):
             jt, jf = (0 if t is None else self.labels[t] - i - 1 for t in (yes, no))
             if not (0 <= jt <= 255 and 0 <= jf <= 255):
                 raise ValueError("seccomp filter too long for its jumps")
+            if isinstance(k, str):
+                holes.append((len(out) + 4, k))
+                k = 0
             out += struct.pack("=HBBI", op, jt, jf, k)
-        return bytes(out)
+        return bytes(out), tuple(holes)
 
 
-def _self_only_rules(pid: int, leader: bool, confine_signals: bool) -> dict[str, list[tuple[int, list[int]]]]:
+def _fill(template: tuple[bytes, tuple[tuple[int, str], ...]], pid: int) -> bytes:
+    code, holes = template
+    out = bytearray(code)
+    for offset, marker in holes:
+        struct.pack_into("=I", out, offset, (pid if marker == _PID else -pid) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def _self_only_rules(leader: bool, confine_signals: bool) -> dict[str, list[tuple[int, list]]]:
     """Syscalls allowed only when they target this process: name -> [(arg, allowed
     values)], every condition required. Values compare the argument's low 32 bits."""
+    pid = _PID
     me = [0, pid]  # 0: the caller itself
     rules = {
         # Same-uid processes may change each other's limits and scheduling: a lowered
@@ -478,7 +516,7 @@ def _self_only_rules(pid: int, leader: bool, confine_signals: bool) -> dict[str,
     if confine_signals:
         # kill(0) and kill(-pgid) reach the process group: only safe for a session leader,
         # whose session no outside process can join.
-        group = [0, -pid] if leader else []
+        group = [0, _MINUS_PID] if leader else []
         rules.update({
             "kill": [(0, [pid, *group])], "tkill": [(0, [pid])], "tgkill": [(0, [pid])],
             "rt_sigqueueinfo": [(0, [pid])], "rt_tgsigqueueinfo": [(0, [pid])], "pidfd_open": [(0, [pid])],
@@ -488,6 +526,11 @@ def _self_only_rules(pid: int, leader: bool, confine_signals: bool) -> dict[str,
 
 def build_seccomp_filter(arch: str, *, pid: int, leader: bool, confine_signals: bool) -> bytes:
     """The filter as struct sock_filter[] bytes (see apply_seccomp for the policy)."""
+    return _fill(_filter_template(arch, leader, confine_signals), pid)
+
+
+@functools.lru_cache(maxsize=None)
+def _filter_template(arch: str, leader: bool, confine_signals: bool):
     nr = SYSCALLS[arch]
     p = _Program()
     p.load(_OFF_ARCH)
@@ -498,8 +541,8 @@ def build_seccomp_filter(arch: str, *, pid: int, leader: bool, confine_signals: 
     for name in REFUSED + (REFUSED_WITH_SIGNALS if confine_signals else ()):
         if name in nr:
             p.jump(_JEQ_K, nr[name], yes="deny")
-    rules = _self_only_rules(pid, leader, confine_signals)
-    dispatch = {"socket": "socket", "clone": "clone", "clone3": "enosys", **{n: n for n in rules}}
+    rules = _self_only_rules(leader, confine_signals)
+    dispatch = {"socket": "socket", "clone": "clone", "clone3": "enosys", "prctl": "prctl", **{n: n for n in rules}}
     if confine_signals:
         dispatch.update(fcntl="fcntl", ioctl="ioctl")
     for name, target in dispatch.items():
@@ -509,6 +552,9 @@ def build_seccomp_filter(arch: str, *, pid: int, leader: bool, confine_signals: 
     p.label("socket")  # AF_UNIX only: no IPv4/IPv6/netlink/packet sockets
     p.load(_arg_low(0))
     p.jump(_JEQ_K, AF_UNIX, yes="allow", no="deny")
+    p.label("prctl")  # the parent-death signal stays: a worker dies with what started it
+    p.load(_arg_low(0))
+    p.jump(_JEQ_K, PR_SET_PDEATHSIG, yes="deny", no="allow")
     p.label("clone")  # no new namespaces (clone3 hides its flags in memory: ENOSYS, glibc falls back)
     p.load(_arg_low(0))
     p.jump(_JSET_K, _CLONE_NEW_ANY, yes="deny", no="allow")
@@ -524,7 +570,7 @@ def build_seccomp_filter(arch: str, *, pid: int, leader: bool, confine_signals: 
         p.ret(SECCOMP_RET_ALLOW)
     if confine_signals:
         # F_SETOWN/FIOSETOWN make the kernel send SIGIO (or any signal, via F_SETSIG) to a pid.
-        owners = [0, pid, -pid] if leader else [0, pid]
+        owners = [0, _PID, _MINUS_PID] if leader else [0, _PID]
         p.label("fcntl")
         p.load(_arg_low(1))
         p.jump(_JEQ_K, F_SETOWN_EX, yes="deny")
@@ -579,15 +625,32 @@ def apply_seccomp(*, confine_signals: bool, result: Confinement) -> None:
         return
     if confine_signals and not leader:
         result.notes.append("seccomp: not a session leader, so kill(0) and kill(-pgid) are refused too")
-    code = ctypes.create_string_buffer(blob, len(blob))
-    prog = _SockFprog(len(blob) // 8, ctypes.addressof(code))
     set_no_new_privs(result)
     try:
-        _install(arch, prog)
+        _install(arch, _program(blob))
     except OSError as exc:
         result.notes.append(f"seccomp filter refused: {exc}")
         return
     result.seccomp = True
+
+
+_MAX_FILTER_BYTES = 8 * 512
+
+
+@functools.lru_cache(maxsize=None)
+def _filter_buffer():
+    buffer = ctypes.create_string_buffer(_MAX_FILTER_BYTES)
+    return buffer, _SockFprog(0, ctypes.addressof(buffer))
+
+
+def _program(blob: bytes) -> _SockFprog:
+    """struct sock_fprog for `blob`, in memory that prepare() can allocate before the fork."""
+    if len(blob) > _MAX_FILTER_BYTES:
+        raise OSError(errno.E2BIG, "seccomp filter too long")
+    buffer, prog = _filter_buffer()
+    buffer[: len(blob)] = blob
+    prog.len = len(blob) // 8
+    return prog
 
 
 def _install(arch: str, prog: _SockFprog) -> None:
@@ -617,26 +680,29 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
+_CapPair = _CapData * 2  # version 3: two 32-bit words per set
+
+
 def _capabilities() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of the calling thread, as 64-bit masks."""
-    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
-    if _libc().capget(ctypes.byref(header), data) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-    return tuple(getattr(data[0], f) | getattr(data[1], f) << 32 for f in ("effective", "permitted", "inheritable"))
+    header, data = _CapHeader(_CAP_VERSION_3, 0), _CapPair()
+    if _libc_function("capget")(ctypes.byref(header), data) != 0:
+        raise _failed()
+    sets = ("effective", "permitted", "inheritable")
+    return tuple(getattr(data[0], s) | getattr(data[1], s) << 32 for s in sets)
 
 
 def _set_capabilities(mask: int) -> None:
     """Effective = permitted = mask, inheritable = none."""
-    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
+    header, data = _CapHeader(_CAP_VERSION_3, 0), _CapPair()
     for i in (0, 1):
         word = mask >> (32 * i) & 0xFFFFFFFF
         data[i].effective, data[i].permitted, data[i].inheritable = word, word, 0
-    if _libc().capset(ctypes.byref(header), data) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
+    if _libc_function("capset")(ctypes.byref(header), data) != 0:
+        raise _failed()
 
 
+@functools.lru_cache(maxsize=None)
 def _last_capability() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import signal
 import sys
 import time
 import traceback
@@ -82,8 +83,14 @@ def enter_sandbox(spec: dict) -> dict:
             confine.apply_layered(base, policy["write"], result=result)
         uid = spec.get("drop_to_uid")
         if uid is not None and os.geteuid() == 0:
+            parent = os.getppid()
             confine.drop_privileges(int(uid), int(uid), keep_read_search=bool(spec.get("keep_read_search")),
                                     result=result)
+            # A new uid clears the parent-death signal: ask again, then make sure the
+            # parent did not go in between (it would then never be sent).
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                raise OSError("the worker host went away while the worker started")
         confine.apply_seccomp(confine_signals=bool(spec.get("confine_signals")) and not result.signals_scoped,
                               result=result)
         held.update(result.as_dict())
@@ -120,7 +127,7 @@ def apply_limits(spec: dict) -> None:
         limit(resource.RLIMIT_NPROC, int(spec.get("max_processes", 256)))
 
 
-PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 _ZYGOTE_RULESET = None  # the read rules a zygote builds once and every worker applies
 
 
@@ -134,6 +141,8 @@ def prepare_zygote(mode: str, policy: dict | None = None) -> None:
     """In the zygote, once: the Landlock read rules every worker of this slot applies
     (listing the allowed folders costs milliseconds; applying them, microseconds)."""
     global _ZYGOTE_RULESET
+    if confine is not None:
+        confine.prepare()  # libc functions, seccomp filters: once, not in every worker
     if policy is not None and policy.get("read") is not None and confine is not None:
         _ZYGOTE_RULESET = confine.read_ruleset(policy["read"], policy.get("list", []))
 

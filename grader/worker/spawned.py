@@ -11,6 +11,7 @@ which the grader drains like any worker's output.
 from __future__ import annotations
 
 import os
+import sys
 
 
 def main(toolkit_root: str) -> None:
@@ -30,4 +31,6 @@ def main(toolkit_root: str) -> None:
     except (codec.PeerClosed, codec.CodecError, OSError):
         os._exit(0)
     serve.scrub_toolkit_imports(toolkit_root)
+    if sys.platform.startswith("linux"):  # a grader killed with SIGKILL takes its workers along
+        serve._prctl(serve.PR_SET_PDEATHSIG, 9)
     serve.run(channel, header["spec"])
