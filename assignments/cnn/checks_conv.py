@@ -215,8 +215,9 @@ def against_reference_stride_and_pad(student, oracle, rng, tolerance):
 
 @check("conv2d_backward", kind="gradient", points=4)
 def against_own_forward(student, oracle, rng, tolerance):
-    """dx, dw, db against directional central differences of your own conv2d_forward
-    (stride 2, pad 1): four forward calls per gradient, whatever the sizes."""
+    """dx, dw, db against directional central differences of conv2d_forward (stride 2,
+    pad 1), four forward calls per gradient whatever the sizes: the reference forward's
+    differences decide; your own forward's are reported beside them."""
     conv = CONV_STRIDE_PAD[0]
     (dy, x, w, b), got, _ = _backward_case(student, oracle, rng, conv)
 
@@ -227,8 +228,8 @@ def against_own_forward(student, oracle, rng, tolerance):
         return oracle.conv2d_forward(p["x"], p["w"], p["b"], stride=conv.stride, pad=conv.pad)
 
     grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
-    expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                    "conv2d_backward", "conv2d_forward")
+    return expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
+                                           "conv2d_backward", "conv2d_forward")
 
 
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")
