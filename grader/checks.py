@@ -9,10 +9,14 @@
 
 A check's parameters are filled by name, as pytest fills fixtures: `student`
 (the proxy to the submission), `oracle` (expected values), `rng` (a NumPy
-Generator seeded from the check's id: the same inputs for every student and every
-run), and `tolerance` (the run's tolerances). A check fails by raising
-`CheckFailed` (or any helper in `grader.compare`); calls that fail in the worker
-raise `StudentCallError` / `StudentRaised`, which fail the check with their code.
+Generator seeded from the run's seed and the check's id: the same inputs for every
+student of a run, other inputs in every run, so that no answer can be known ahead;
+in the student kit, from the check's id alone, where the recorded values answer),
+`fresh_inputs` (True when `rng` comes from a run's seed: a check with a fixed
+example, such as the lecture's, then varies it with `rng`; False in the kit, which
+shows the example as it is), and `tolerance` (the run's tolerances). A check fails
+by raising `CheckFailed` (or any helper in `grader.compare`); calls that fail in the
+worker raise `StudentCallError` / `StudentRaised`, which fail the check with their code.
 Checks never touch processes or files: the same check runs live, in the student
 kit, and in tests with fakes.
 """
@@ -51,7 +55,8 @@ class Check:
 
     @property
     def seed(self) -> int:
-        # Stable across runs and machines (unlike hash()): the same inputs everywhere.
+        # Stable across runs and machines (unlike hash()): with a run's seed it gives each
+        # check its own inputs; alone, the kit's fixed inputs.
         return zlib.crc32(self.id.encode())
 
     def call(self, **available):

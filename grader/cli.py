@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (default): bubblewrap where it works, else process limits only; "
                         "bwrap: require it; none: forked workers with process limits only; spawn: a "
                         "fresh interpreter per submission (portable: macOS, Windows)")
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="the seed every check draws its inputs from (results.json records each run's); "
+                        "left out, a secret one is drawn (the student kit always uses its fixed inputs)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")
@@ -126,12 +129,16 @@ def grade(args) -> int:
     _positive(args.timeout, "--timeout")
     _positive(args.load_timeout, "--load-timeout")
     _positive(args.memory, "--memory")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be at least 0, got {args.seed}")
     assignments = available()
     kit = kit_marker()
     if kit is not None:
         # A student kit: its one assignment, recorded expected values, the portable worker.
         assignments = {name: a for name, a in assignments.items() if name == kit["assignment"]}
         args.sandbox = "spawn"
+        if args.seed is not None:
+            raise UsageError("--seed has no use in the student kit: its recorded values are for its fixed inputs")
     with tempfile.TemporaryDirectory(prefix="nngrade-class-") as scratch:
         path, warnings = args.path, []
         if path.suffix.lower() == ".zip" and path.is_file():
@@ -223,6 +230,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
     store = ResultStore(out, assignment.name, args.resume)
+    # A secret seed per run: no check's inputs, so no answer, can be known before grading.
+    # A resumed run keeps the seed of the run it resumes, so that everyone in it was
+    # graded on the same inputs.
+    seed = None if in_kit else store.seed(args.seed, args.resume)
     if store.refused:
         warnings.append(f"{store.refused} record(s) in {out} were not written by this grader and were "
                         "refused; those students are graded again")
@@ -231,7 +242,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     limits = dataclasses.replace(limits, **{k: v for k, v in flags.items() if v is not None})
     options = RunOptions(
         limits=limits, tolerances=config.tolerances_over() if config is not None else DEFAULT_TOLERANCES,
-        jobs=args.jobs, sandbox=sandbox,
+        jobs=args.jobs, sandbox=sandbox, seed=seed,
         # bubblewrap hides the class (each worker gets a copy of its own files) and the output.
         hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
               out.resolve()],
@@ -271,7 +282,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
-            max_score=assignment.max_score,
+            max_score=assignment.max_score, seed=seed,
         )
         store.write(run)
         write_reports(run, out)

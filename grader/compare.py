@@ -7,10 +7,11 @@ Why these tolerances:
   ~1e-5 after the sums of a layer; every real mistake we know of (a flipped kernel,
   a missing bias, a wrong stride) changes values by far more than 1e-2.
 - `value_atol` 1e-8: arrays whose expected values are all ~0 (a zero gradient).
-- `grad_rtol` 1e-4: gradients are compared like values; the directional finite
-  differences of a student's own forward are compared with `fd_rtol` 1e-5, since
+- `grad_rtol` 1e-4: gradients are compared like values; directional finite
+  differences of the reference forward are compared with `fd_rtol` 1e-5, since
   central differences in float64 are accurate to ~1e-8 relative.
-- `fd_rtol_float32` 1e-3: differences of a float32 forward are good to ~1e-5;
+- `fd_rtol_float32` 1e-3: for gradients computed in float32 (or beside a float32
+  forward), good to ~1e-6, and differences of a float32 forward, good to ~1e-5;
   every known gradient mistake is off by more than 1e-2.
 """
 

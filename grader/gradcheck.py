@@ -10,23 +10,28 @@ so each direction costs two forward calls, however large p is: the number of
 forward calls never grows with the number of parameters (a handful per gradient,
 where perturbing one entry at a time would cost two calls per entry).
 
-Two directions per gradient:
+Which forward judges: always the reference's. Its differences (float64, where
+round-off is no concern) are taken along two random directions, so that the points
+it is evaluated at never depend on the student: the student kit can record the
+reference's answers there ahead of time. A correct backward always agrees with
+them. The student's own forward never decides: one that is right at the tested
+input but answers differently next to it (the value of an input it has already
+seen, for a slightly perturbed copy) would make its own differences agree with any
+backward, an all-zero one included. Where the student's forward is right at the
+tested input its own differences are still computed and reported, along
+
 - g's own direction u = g / |g|: the derivative there is as large as it gets
   (|g| when g is right), so round-off cannot swamp the comparison;
-- one random direction: it sees any part of the error that is orthogonal to g
-  (a g that is a wrong multiple of the truth fails the first direction, a g that
-  is rotated away from it fails the second).
-Differentiating the reference forward (always float64, where round-off is no
-concern) uses two random directions instead, so that the points it is evaluated at
-never depend on the student: the student kit can record the reference's answers
-there ahead of time. Random directions are Rademacher (+-1/sqrt(n) per entry): unit
-length by construction, bit-for-bit the same on every machine.
+- one random direction: it sees any part of the error that is orthogonal to g;
+
+and a disagreement between the two is explained in a note. Random directions are
+Rademacher (+-1/sqrt(n) per entry): unit length by construction, bit-for-bit the
+same on every machine.
 
 Everything is computed in float64. A forward pass that computes in float32 makes
 phi itself noisy; `directional_errors` subtracts an estimate of that round-off
 (`NOISE_FACTOR` machine epsilons of the forward's dtype per unit of sum |v * y|)
-before calling a difference an error, and `backward_matches_forward` falls back to
-the reference forward when a student's own forward is too imprecise to judge by.
+before calling a difference an error.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ from grader.proxy import StudentCallError, StudentRaised
 # bounds the error of the last rounding of every output, and the sums inside a layer
 # add errors of the same size that mostly cancel (measured: the real error of a float32
 # convolution is 10-100 times below this bound). A larger factor would hide real
-# errors of float32 forwards; a smaller one cannot fail correct code, since a failure
-# by a student's own forward is checked again against the reference's.
+# errors of float32 forwards in the report; a smaller one cannot fail correct code,
+# since only the (float64) reference forward's differences decide.
 NOISE_FACTOR = 2.0
 # Steps, relative to the largest entry of the perturbed input: near eps^(1/3) of the
 # dtype, where the truncation error (h^2) of a smooth forward and its round-off
@@ -60,6 +65,9 @@ STEP_FLOAT32 = 3e-3
 FD_RTOL_FLOAT32 = 1e-3
 
 Phi = Callable[[dict], tuple[float, float]]
+# What differentiating a student's own forward may run into (it is only reported, so
+# none of these may stop the check): a failed call, a value of the wrong kind or shape.
+OWN_FORWARD_FAILURES = (StudentCallError, StudentRaised, CheckFailed, ValueError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -136,19 +144,26 @@ def _unit(rng: np.random.Generator, shape) -> np.ndarray:
 
 @dataclass
 class Verdict:
-    """The outcome of `backward_matches_forward`."""
+    """The outcome of `backward_matches_forward`. `errors` and `tolerance` are the
+    reference differences' (they decide); `own_errors` those of the student's own
+    forward where it was differentiated (reported, never scored)."""
 
     errors: dict[str, float]
     tolerance: float
-    source: str  # "own" (the student's forward) or "reference"
+    source: str = "reference"  # whose differences decide: always the reference forward's
     notes: list[str] = field(default_factory=list)
+    own_errors: dict[str, float] | None = None
 
     @property
     def passed(self) -> bool:
         return all(e <= self.tolerance for e in self.errors.values())
 
     def summary(self) -> str:
-        return ", ".join(f"{name}: {err:.2g}" for name, err in self.errors.items())
+        return _summary(self.errors)
+
+
+def _summary(errors: dict[str, float]) -> str:
+    return ", ".join(f"{name}: {err:.2g}" for name, err in errors.items())
 
 
 def backward_matches_forward(own_forward: Callable[[dict], object],
@@ -157,62 +172,66 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
                              upstream: np.ndarray | None, rng: np.random.Generator,
                              tolerance: Tolerances = DEFAULT_TOLERANCES,
                              steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
-    """Directional differences of the student's own forward against their backward.
+    """Are the student's gradients `grads` the derivative of the forward pass?
 
     `own_forward(inputs)` calls the student's forward (an array, or a scalar loss when
     `upstream` is None); `reference_forward(inputs)` the reference's. `grads` are the
     student's gradients for some of `inputs`; `steps` the relative steps for a float64
     and a float32 forward.
 
-    Each function earns its own credit, so the judge of a backward pass must be a
-    correct derivative: where the student's forward fails or differs from the
-    reference at the base point, the reference forward is differentiated instead;
-    where the student's forward is right but too imprecise to differentiate (float32
-    arithmetic, say) and its differences disagree, the reference forward decides.
-    A correct backward therefore always passes; a wrong one never does.
+    The judge of a backward pass must be a correct derivative, so the verdict is
+    always that of the reference forward's central differences (float64, along
+    seeded random directions: exact to round-off, the same points for every student,
+    so the kit can record them). A correct backward therefore always passes and a
+    wrong one never does, whatever the student's forward does. The student's own
+    forward is not the judge: one that answers right at the tested input but
+    differently next to it (returning the value of an input it has already seen
+    for a slightly perturbed copy, say) makes its own differences agree with any
+    backward, an all-zero one included. Where the student's forward is right at the
+    base point its own differences are computed too and reported in `own_errors`;
+    a disagreement between the two is explained in a note.
     """
     seed = int(rng.integers(2**31))
-    reference_phi = _phi(reference_forward, upstream)
     expected = np.asarray(reference_forward(inputs), dtype=np.float64)
-    # Tolerances may gain a field for float32; until then the constant above holds.
+    # Tolerances may lack the float32 field (an older config); then the constant above holds.
     rtol_single = getattr(tolerance, "fd_rtol_float32", FD_RTOL_FLOAT32)
-    # Gradients computed in float32 carry ~1e-6 of round-off themselves: judge them so.
-    grads_rtol = rtol_single if any(_is_single(g) for g in grads.values()) else tolerance.fd_rtol
 
     def measure(phi, eps, step, along_gradient):
         found = directional_errors(phi, inputs, grads, np.random.default_rng(seed), step, eps, along_gradient)
         return {f"d{name}": d.error for name, d in found.items()}  # named as the student knows them
 
-    def by_reference(notes):
-        return Verdict(measure(reference_phi, float(np.finfo(np.float64).eps), steps[0], False),
-                       grads_rtol, "reference", notes)
-
+    notes: list[str] = []
+    own_errors, single = None, False
     try:
         got = own_forward(inputs)
-    except (StudentCallError, StudentRaised, CheckFailed) as exc:
-        return by_reference([f"your forward pass failed ({_short(exc)}), so the reference forward "
-                             "was differentiated instead"])
-    if not _usable(got, expected, tolerance):
-        return by_reference(["your forward pass differs from the reference, so the reference "
-                             "forward was differentiated instead"])
-    single = _is_single(got)
-    eps = float(np.finfo(np.float32 if single else np.float64).eps)
-    rtol = rtol_single if single else grads_rtol
-    try:
-        own = Verdict(measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0], True),
-                      rtol, "own")
-    except (StudentCallError, StudentRaised, CheckFailed) as exc:
-        return by_reference([f"your forward pass failed on a perturbed input ({_short(exc)}), so "
-                             "the reference forward was differentiated instead"])
-    if own.passed:
-        return own
-    checked = by_reference([])
-    if checked.passed:
-        checked.notes.append("the differences of your own forward pass disagreed "
-                             f"({own.summary()}), but those of the reference forward agree: "
-                             "your forward is only approximately right (round-off)")
-        return checked
-    return own
+        usable = _usable(got, expected, tolerance)
+    except OWN_FORWARD_FAILURES as exc:
+        notes.append(f"your forward pass failed ({_short(exc)}), so only the reference forward was differentiated")
+        usable = None
+    if usable is False:
+        notes.append("your forward pass differs from the reference, so only the reference forward "
+                     "was differentiated")
+    elif usable:
+        single = _is_single(got)
+        eps = float(np.finfo(np.float32 if single else np.float64).eps)
+        try:
+            own_errors = measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0], True)
+        except OWN_FORWARD_FAILURES as exc:
+            notes.append(f"your forward pass failed on a perturbed input ({_short(exc)})")
+    # Gradients computed in float32, or beside a float32 forward, carry ~1e-6 of round-off: judge them so.
+    rtol = rtol_single if single or any(_is_single(g) for g in grads.values()) else tolerance.fd_rtol
+    verdict = Verdict(measure(_phi(reference_forward, upstream), float(np.finfo(np.float64).eps), steps[0], False),
+                      rtol, "reference", notes, own_errors)
+    if own_errors is not None:
+        own_agree = all(e <= rtol for e in own_errors.values())
+        if verdict.passed and not own_agree:
+            notes.append(f"the differences of your own forward pass disagree with your gradients "
+                         f"({_summary(own_errors)}), but those of the reference forward agree: your forward "
+                         "is right at the tested input but only approximately (round-off) or not at all next to it")
+        elif own_agree and not verdict.passed:
+            notes.append("the differences of your own forward pass agree with your gradients, but those of the "
+                         "reference forward do not: your forward is right at the tested input but not next to it")
+    return verdict
 
 
 def _phi(forward, upstream) -> Phi:
@@ -239,14 +258,21 @@ def _usable(got, expected: np.ndarray, tolerance: Tolerances) -> bool:
 
 def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict, grads: dict, upstream, rng,
                                     tolerance: Tolerances, function: str, forward: str,
-                                    steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
+                                    steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> dict:
     """`backward_matches_forward`, failing the check (with the relative error of every
-    gradient) unless the student's gradients are the derivative of the forward pass."""
+    gradient) unless the student's gradients agree with the reference forward's
+    directional differences. Returns the details a passing check reports (its notes)."""
     verdict = backward_matches_forward(own_forward, reference_forward, inputs, grads, upstream, rng,
                                        tolerance, steps)
+    details = {"relative_errors": verdict.errors, "tolerance": verdict.tolerance,
+               "differentiated": verdict.source, "notes": verdict.notes}
+    if verdict.own_errors is not None:
+        details["own_forward_relative_errors"] = verdict.own_errors
     if verdict.passed:
-        return verdict
-    details = {"relative_errors": verdict.errors, "differentiated": verdict.source, "notes": verdict.notes}
-    whose = f"your {forward}" if verdict.source == "own" else f"the reference {forward} ({verdict.notes[0]})"
-    raise CheckFailed(f"{function}'s gradients disagree with directional finite differences of {whose}; "
-                      f"relative errors: {verdict.summary()} (tolerance {verdict.tolerance:g})", [], details)
+        if verdict.notes:
+            details["note"] = "; ".join(verdict.notes)
+        return details
+    notes = "".join(f"; {note}" for note in verdict.notes)
+    raise CheckFailed(f"{function}'s gradients disagree with directional finite differences of the reference "
+                      f"{forward}; relative errors: {verdict.summary()} (tolerance {verdict.tolerance:g}){notes}",
+                      [], details)

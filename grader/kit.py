@@ -10,6 +10,11 @@ bubblewrap), and writes the same report the instructor sees, public part only.
 Why stripping hidden checks is enough: a hidden check's inputs come from its code
 (seeded by its id), so without its code they cannot be rebuilt, and its expected
 values come from the reference, which the kit does not hold.
+
+The recorded values answer the kit's fixed inputs only (each check seeded by its id
+alone, the lecture's examples as they are): grading draws every check's inputs,
+the public ones' too, from the run's secret seed, so a submission that answers from
+a table of the recorded values gets nothing for them when graded.
 """
 
 from __future__ import annotations

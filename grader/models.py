@@ -113,3 +113,4 @@ class RunResult(CleanText):
     protections: list[Protection] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     max_score: float = 0.0
+    seed: int | None = None  # the run's seed (`grade --seed` reproduces the run); None: fixed seeds (the kit)

@@ -35,6 +35,7 @@ class RunOptions:
     jobs: int = 2
     sandbox: str = "none"
     hide: list[Path] = field(default_factory=list)
+    seed: int | None = None  # the run's seed: every check's inputs come from it (None: fixed per check)
     config: SandboxConfig | None = None  # computed once per run from the fields above
 
 
@@ -44,15 +45,18 @@ def sandbox_config(options: RunOptions, assignment: Assignment) -> SandboxConfig
     return options.config
 
 
-def run_check(check: Check, student, oracle, tolerances: Tolerances) -> CheckResult:
-    """Run one check; whatever happens, return its result."""
+def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int | None = None) -> CheckResult:
+    """Run one check; whatever happens, return its result. With a run `seed` the check's
+    inputs come from (seed, check.seed), so they cannot be known before the run; without
+    one from check.seed alone, the same every time (the kit, whose values are recorded)."""
     import numpy as np
 
     start = time.perf_counter()
     passed, message, codes, details = False, "", [], {}
+    rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
     try:
-        returned = check.call(student=student, oracle=oracle, rng=np.random.default_rng(check.seed),
-                              tolerance=tolerances)
+        returned = check.call(student=student, oracle=oracle, rng=rng, tolerance=tolerances,
+                              fresh_inputs=seed is not None)
         passed = True
         if isinstance(returned, dict):  # a passing check may report numbers and a note
             details, message = returned, str(returned.get("note", ""))
@@ -167,7 +171,7 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
     try:
         report = session.start()
         student = Proxy(session.call, list(assignment.functions), session)
-        checks = [run_check(c, student, oracle, options.tolerances) for c in assignment.checks]
+        checks = [run_check(c, student, oracle, options.tolerances, options.seed) for c in assignment.checks]
     finally:
         session.close()
         slot.cleanup(workdir)

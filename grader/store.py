@@ -134,6 +134,23 @@ class ResultStore:
             return {}
         return {s.student: s for s in run.submissions} if run.assignment == self.assignment else {}
 
+    def seed(self, requested: int | None, resume: bool) -> int:
+        """The run's secret seed: `requested` if given; when resuming, the seed the
+        resumed run used (kept beside the journal, with its digest); else a new one."""
+        path = self.state / f"seed-{self.assignment}"
+        seed = requested
+        if seed is None and resume:
+            try:
+                digest, _, text = path.read_text(encoding="ascii").strip().partition(" ")
+                if hmac.compare_digest(digest, self._digest(text.encode())):
+                    seed = int(text)
+            except (OSError, ValueError):
+                pass
+        if seed is None:
+            seed = secrets.randbelow(2**53)  # below 2**53: exact in every JSON reader
+        write_atomic(path, f"{self._digest(str(seed).encode())} {seed}\n")
+        return seed
+
     def reusable(self, student: str, content_hash: str) -> SubmissionResult | None:
         """The kept record of an unchanged student; never one the grader failed to finish."""
         record = self.previous.get(student)

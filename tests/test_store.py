@@ -105,3 +105,17 @@ def test_the_key_is_private_to_its_owner(tmp_path):
     store = ResultStore(tmp_path / "out", "toy", resume=False)
     assert (store.state / "key").stat().st_mode & 0o077 == 0
     assert store.state.stat().st_mode & 0o077 == 0
+
+
+def test_a_resumed_run_keeps_the_seed_of_the_run_it_resumes(tmp_path, toy):
+    cls, out = a_class(tmp_path, ann=CORRECT, bob=WRONG), tmp_path / "out"
+    grade(cls, out, "--only", "ann")
+    first = json.loads((out / "results.json").read_text())["seed"]
+    grade(cls, out, "--resume")
+    assert json.loads((out / "results.json").read_text())["seed"] == first
+    grade(cls, out)  # a fresh run: a fresh secret
+    assert json.loads((out / "results.json").read_text())["seed"] != first
+    seed_file = out / ".nngrade" / "seed-toy"
+    seed_file.write_text("0" * 64 + " 42\n")  # not written by the grader: not trusted
+    grade(cls, out, "--resume")
+    assert json.loads((out / "results.json").read_text())["seed"] != 42

@@ -1,7 +1,10 @@
 """Inputs of the cnn checks: the lecture's examples and the tables of configurations.
 
-Every random input comes from the check's own seeded generator (the `rng` fixture),
-so every student and every run sees the same numbers.
+Every random input comes from the check's seeded generator (the `rng` fixture): at
+grading, seeded by the run's secret seed, so every student of a run sees the same
+numbers and no run's numbers can be known ahead; in the student kit, by the check's
+id alone. The fixed examples and size tables are shown as they are in the kit and
+varied with `rng` at grading (`fresh_inputs`), keeping what each row tests.
 """
 
 from __future__ import annotations
@@ -91,6 +94,30 @@ SIZE_RULES = (
 )
 
 
+def moved_sizes(rng: np.random.Generator, rows) -> list[tuple[tuple[int, int, int, int], int]]:
+    """The same rows on other sizes: each n grown by its stride times a seeded 0..5, which
+    keeps what the row tests (whether the stride divides n + 2 pad - f, whether the pad
+    keeps the size); a filter that just covers the padded input grows with n and still does."""
+    out = []
+    for (n, f, pad, stride), _ in rows:
+        k = stride * int(rng.integers(0, 6))
+        if n + 2 * pad == f:
+            f += k
+        n += k
+        out.append(((n, f, pad, stride), (n + 2 * pad - f) // stride + 1))
+    return out
+
+
+def moved_errors(rng: np.random.Generator, rows) -> list[tuple[tuple[int, int, int, int], str]]:
+    """The impossible sizes on other sizes: n and f grown by the same seeded 0..5, so
+    each row stays impossible for its own reason."""
+    out = []
+    for (n, f, pad, stride), why in rows:
+        k = int(rng.integers(0, 6))
+        out.append(((n + k, f + k, pad, stride), why))
+    return out
+
+
 def size_table() -> list[tuple[tuple[int, int, int, int], int]]:
     rows = []
     for conv in CONV_TABLE:
@@ -161,6 +188,14 @@ def lecture_example():
     b = np.zeros(1)
     y = np.array([[25, 27, 15], [0, -2, 10], [-13, -9, 23]], dtype=np.float64)[None, :, :, None]
     return x, w, b, y
+
+
+def varied_lecture_example(rng: np.random.Generator):
+    """The lecture's example with every entry of x moved by a seeded integer in -3..3, the
+    filter and the zero bias kept: integers still, as easy to check by hand, but not the
+    slide's numbers. Returns x, w, b (y is the reference's)."""
+    x, w, b, _ = lecture_example()
+    return x + rng.integers(-3, 4, size=x.shape), w, b
 
 
 def conv_inputs(rng: np.random.Generator, conv: Conv):

@@ -15,7 +15,10 @@ from assignments.cnn.cases import (
     Conv,
     conv_inputs,
     lecture_example,
+    moved_errors,
+    moved_sizes,
     size_table,
+    varied_lecture_example,
 )
 from assignments.cnn.registry import check
 from grader.checklib import (
@@ -72,23 +75,26 @@ def _differs(outputs, expected) -> bool:
 
 
 @check("conv_output_size", kind="shape", points=2)
-def lecture_rules(student):
+def lecture_rules(student, rng, fresh_inputs):
     """The lecture's rules: 7x7 with 3x3 gives 5x5; pad (f-1)/2 keeps the size; stride k
-    gives (n - f)/k + 1, floored where it does not divide."""
-    _size_rows(student, SIZE_RULES)
+    gives (n - f)/k + 1, floored where it does not divide. When graded, on sizes grown by
+    seeded multiples of the stride (each rule kept)."""
+    _size_rows(student, moved_sizes(rng, SIZE_RULES) if fresh_inputs else SIZE_RULES)
 
 
 @check("conv_output_size", kind="shape", points=2)
-def configuration_table(student):
+def configuration_table(student, rng, fresh_inputs):
     """Both axes of every configuration of the shape table: non-square inputs, rectangular
-    kernels, strides 2 and 3, pads 1 and 2."""
-    _size_rows(student, size_table())
+    kernels, strides 2 and 3, pads 1 and 2. When graded, on sizes grown by seeded
+    multiples of the stride."""
+    _size_rows(student, moved_sizes(rng, size_table()) if fresh_inputs else size_table())
 
 
 @check("conv_output_size", kind="behavior", points=1)
-def rejects_impossible_sizes(student):
-    """ValueError when the filter is larger than the padded input, stride < 1 or pad < 0."""
-    for (n, f, pad, stride), why in SIZE_ERRORS:
+def rejects_impossible_sizes(student, rng, fresh_inputs):
+    """ValueError when the filter is larger than the padded input, stride < 1 or pad < 0
+    (when graded, n and f grown by the same seeded amount)."""
+    for (n, f, pad, stride), why in moved_errors(rng, SIZE_ERRORS) if fresh_inputs else SIZE_ERRORS:
         try:
             got = student.conv_output_size(n, f, pad=pad, stride=stride)
         except StudentRaised as exc:
@@ -133,9 +139,15 @@ def _compare_shape(evidence: Evidence, got, expected, models, conv: Conv) -> Non
 
 
 @check("conv2d_forward", kind="numeric", points=4)
-def lecture_two_channel_example(student, oracle, tolerance):
-    """The lecture's two-channel example: y(:, :, 1) = [[25, 27, 15], [0, -2, 10], [-13, -9, 23]]."""
-    x, w, b, y = lecture_example()
+def lecture_two_channel_example(student, oracle, rng, tolerance, fresh_inputs):
+    """The lecture's two-channel example (x 4x4x2, the same 2x2 filter on both channels,
+    bias 0): y(:, :, 1) = [[25, 27, 15], [0, -2, 10], [-13, -9, 23]]. When graded, every
+    entry of x is moved by a seeded integer in -3..3, so that the answer is not the slide's."""
+    if fresh_inputs:
+        x, w, b = varied_lecture_example(rng)
+        y = oracle.conv2d_forward(x, w, b)
+    else:
+        x, w, b, y = lecture_example()
     got = student.conv2d_forward(x, w, b)
     evidence = Evidence(tolerance)
     evidence.compare(got, y, "y", mistakes.conv_forward_models(oracle, x, w, b, 1, 0))
@@ -215,8 +227,9 @@ def against_reference_stride_and_pad(student, oracle, rng, tolerance):
 
 @check("conv2d_backward", kind="gradient", points=4)
 def against_own_forward(student, oracle, rng, tolerance):
-    """dx, dw, db against directional central differences of your own conv2d_forward
-    (stride 2, pad 1): four forward calls per gradient, whatever the sizes."""
+    """dx, dw, db against directional central differences of conv2d_forward (stride 2,
+    pad 1), four forward calls per gradient whatever the sizes: the reference forward's
+    differences decide; your own forward's are reported beside them."""
     conv = CONV_STRIDE_PAD[0]
     (dy, x, w, b), got, _ = _backward_case(student, oracle, rng, conv)
 
@@ -227,8 +240,8 @@ def against_own_forward(student, oracle, rng, tolerance):
         return oracle.conv2d_forward(p["x"], p["w"], p["b"], stride=conv.stride, pad=conv.pad)
 
     grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
-    expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                    "conv2d_backward", "conv2d_forward")
+    return expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
+                                           "conv2d_backward", "conv2d_forward")
 
 
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")

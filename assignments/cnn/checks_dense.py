@@ -93,15 +93,16 @@ def either_convention_at_zero(student, rng, tolerance):
 
 @check("relu_backward", kind="gradient", points=1, name="against_own_forward")
 def relu_grad_against_own_forward(student, oracle, rng, tolerance):
-    """dx against directional central differences of your own relu_forward (inputs at
-    least 0.1 away from the kink, steps far smaller)."""
+    """dx against directional central differences of relu_forward (inputs at least 0.1
+    away from the kink, steps far smaller): the reference forward's differences decide;
+    your own forward's are reported beside them."""
     x = away_from_zero(rng, (3, 4, 5))
     dy = rng.standard_normal(x.shape)
     got = expect_floats(student.relu_backward(dy, x), "dx", x.shape)
     # Steps far below the 0.1 between the inputs and the kink: no sign changes.
-    expect_backward_matches_forward(lambda p: student.relu_forward(p["x"]), lambda p: oracle.relu_forward(p["x"]),
-                                    {"x": x}, {"x": got}, dy, rng, tolerance, "relu_backward", "relu_forward",
-                                    steps=(1e-5, 1e-3))
+    return expect_backward_matches_forward(lambda p: student.relu_forward(p["x"]),
+                                           lambda p: oracle.relu_forward(p["x"]), {"x": x}, {"x": got}, dy, rng,
+                                           tolerance, "relu_backward", "relu_forward", steps=(1e-5, 1e-3))
 
 
 @check("relu_backward", kind="behavior", points=1, name="leaves_inputs_alone")
@@ -189,16 +190,17 @@ def linear_grad_square_weights(student, oracle, rng, tolerance):
 
 @check("linear_backward", kind="gradient", points=1, name="against_own_forward")
 def linear_grad_against_own_forward(student, oracle, rng, tolerance):
-    """dx, dw, db against directional central differences of your own linear_forward."""
+    """dx, dw, db against directional central differences of linear_forward: the reference
+    forward's differences decide; your own forward's are reported beside them."""
     x, w, b = _linear(rng, 4, 5, 3)
     dy = rng.standard_normal((4, 3))
     got = gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"),
                          (x.shape, w.shape, b.shape), "linear_backward")
     grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
-    expect_backward_matches_forward(lambda p: student.linear_forward(p["x"], p["w"], p["b"]),
-                                    lambda p: oracle.linear_forward(p["x"], p["w"], p["b"]),
-                                    {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                    "linear_backward", "linear_forward")
+    return expect_backward_matches_forward(lambda p: student.linear_forward(p["x"], p["w"], p["b"]),
+                                           lambda p: oracle.linear_forward(p["x"], p["w"], p["b"]),
+                                           {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
+                                           "linear_backward", "linear_forward")
 
 
 @check("linear_backward", kind="behavior", points=1, name="leaves_inputs_alone")

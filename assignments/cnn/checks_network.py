@@ -100,7 +100,7 @@ def _end_to_end(student, oracle, rng, tolerance, x, labels, params) -> dict:
         raise CheckFailed(f"the network's gradients differ from the reference's (relative errors {summary}){where}",
                           [], {"relative_errors": errors})
     # No finite differences of the whole network here: each backward layer is already
-    # checked against differences of its own forward, and every call here is a round trip.
+    # checked against directional differences of its forward, and every call here is a round trip.
     return {"relative_errors": errors}
 
 

@@ -158,8 +158,9 @@ def tied_maxima(student, rng, tolerance):
 
 @check("maxpool_backward", kind="gradient", points=1)
 def against_own_forward(student, oracle, rng, tolerance):
-    """dx against directional central differences of your own maxpool_forward, with
-    overlapping windows and inputs far from ties (no window changes its maximum)."""
+    """dx against directional central differences of maxpool_forward, with overlapping
+    windows and inputs far from ties (no window changes its maximum): the reference
+    forward's differences decide; your own forward's are reported beside them."""
     pool = POOL_OVERLAP[0]
     x = distinct(rng, pool.x)
     dy = _upstream(rng, pool)
@@ -172,8 +173,8 @@ def against_own_forward(student, oracle, rng, tolerance):
         return oracle.maxpool_forward(p["x"], size=pool.size, stride=pool.stride)
 
     # Steps far below the 1/8 between neighbouring values: no maximum changes.
-    expect_backward_matches_forward(own, reference, {"x": x}, {"x": got}, dy, rng, tolerance,
-                                    "maxpool_backward", "maxpool_forward", steps=(1e-5, 1e-3))
+    return expect_backward_matches_forward(own, reference, {"x": x}, {"x": got}, dy, rng, tolerance,
+                                           "maxpool_backward", "maxpool_forward", steps=(1e-5, 1e-3))
 
 
 @check("maxpool_backward", kind="behavior", points=1, name="leaves_inputs_alone")

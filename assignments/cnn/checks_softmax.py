@@ -74,7 +74,8 @@ def _all_finite(value) -> bool:
 
 @check("softmax_cross_entropy", kind="gradient", points=1)
 def against_own_loss(student, oracle, rng, tolerance):
-    """dz against directional central differences of your own loss."""
+    """dz against directional central differences of the loss: the reference's differences
+    decide; those of your own loss are reported beside them."""
     z, labels = _scores(rng)
     _, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
     dz = expect_floats(dz, "dz")
@@ -83,8 +84,9 @@ def against_own_loss(student, oracle, rng, tolerance):
         loss, _ = _loss_and_grad(student.softmax_cross_entropy(p["z"], labels))
         return loss if isinstance(loss, np.generic) else expect_number(loss, "loss")
 
-    expect_backward_matches_forward(own, lambda p: oracle.softmax_cross_entropy(p["z"], labels)[0],
-                                    {"z": z}, {"z": dz}, None, rng, tolerance, "softmax_cross_entropy", "loss")
+    return expect_backward_matches_forward(own, lambda p: oracle.softmax_cross_entropy(p["z"], labels)[0],
+                                           {"z": z}, {"z": dz}, None, rng, tolerance, "softmax_cross_entropy",
+                                           "loss")
 
 
 @check("softmax_cross_entropy", kind="behavior", points=1, name="leaves_inputs_alone")

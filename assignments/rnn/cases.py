@@ -1,5 +1,7 @@
-"""Inputs of the rnn checks. Every random input comes from the check's own seeded
-generator (the `rng` fixture): every student and every run sees the same numbers."""
+"""Inputs of the rnn checks. Every random input comes from the check's seeded
+generator (the `rng` fixture): at grading seeded by the run's secret seed (every
+student of a run sees the same numbers, no run's numbers can be known ahead), in the
+student kit by the check's id alone."""
 
 from __future__ import annotations
 

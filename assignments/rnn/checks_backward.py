@@ -75,8 +75,9 @@ def long_sequence(student, oracle, rng, tolerance):
 
 @check("rnn_backward", kind="gradient", points=8)
 def against_own_forward(student, oracle, rng, tolerance):
-    """T = 5: each gradient against directional central differences of the loss of your own
-    rnn_forward, L = sum over t of -log yhat(t)[y(t)]: four forward calls per gradient."""
+    """T = 5: each gradient against directional central differences of the loss
+    L = sum over t of -log yhat(t)[y(t)] of rnn_forward, four forward calls per gradient:
+    the reference forward's differences decide; your own forward's are reported beside them."""
     p = random_rnn(rng, T=5)
     got = _gradients(student.rnn_backward(*_inputs(oracle, p)), p)
     rows = np.arange(len(p["y"]))
@@ -95,8 +96,8 @@ def against_own_forward(student, oracle, rng, tolerance):
     def reference(q):
         return loss(np.array(oracle.rnn_forward(*forward_args({**p, **q}))[1]))
 
-    expect_backward_matches_forward(own, reference, {k: p[k] for k in KEYS}, got, None, rng, tolerance,
-                                    "rnn_backward", "rnn_forward")
+    return expect_backward_matches_forward(own, reference, {k: p[k] for k in KEYS}, got, None, rng, tolerance,
+                                           "rnn_backward", "rnn_forward")
 
 
 @check("rnn_backward", kind="behavior", points=4, name="leaves_inputs_alone")

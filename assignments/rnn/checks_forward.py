@@ -87,10 +87,14 @@ def summed_over_time(student, oracle, rng, tolerance):
 
 
 @check("rnn_loss", kind="numeric", points=2)
-def uniform_predictions(student, oracle, tolerance):
-    """yhat(t) uniform over K = 4 symbols at each of T = 5 steps: L = 5 log 4."""
-    yhat = np.full((5, 4), 0.25)
-    _loss_value(student, oracle, yhat, np.array([0, 3, 1, 2, 0]), tolerance, "uniform yhat, T = 5, K = 4")
+def uniform_predictions(student, oracle, rng, tolerance, fresh_inputs):
+    """yhat(t) uniform over K symbols at each of T steps: L = T log K, whatever the labels.
+    T = 5 and K = 4 in the kit; when graded, T (3..8), K (2..6) and the labels are seeded."""
+    T, K, y = 5, 4, np.array([0, 3, 1, 2, 0])
+    if fresh_inputs:
+        T, K = int(rng.integers(3, 9)), int(rng.integers(2, 7))
+        y = rng.integers(0, K, size=T)
+    _loss_value(student, oracle, np.full((T, K), 1.0 / K), y, tolerance, f"uniform yhat, T = {T}, K = {K}")
 
 
 @check("rnn_loss", kind="behavior", points=2, name="leaves_inputs_alone")
