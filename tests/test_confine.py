@@ -169,11 +169,18 @@ def caps() -> dict:
 
 
 def fresh_import(*candidates: str) -> dict:
-    """Import the first candidate not yet imported; report which and how it went."""
+    """Import the first candidate not yet imported; report which and how it went.
+
+    When the tests that ran before have imported them all (this runs in a fork of
+    the test process), the last one is forgotten and imported again, so its files
+    are still read from disk under the confinement."""
     for name in candidates:
         if name not in sys.modules:
             return {"module": name, "import": attempt(__import__, name)}
-    return {"module": None, "import": "all already imported"}
+    name = candidates[-1]
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
+    return {"module": name, "import": attempt(__import__, name)}
 
 
 def landlock(read_paths, write_paths, **kw) -> Confinement:
@@ -336,7 +343,9 @@ def _legit_work(parent, t):
     out = {
         "pure python": fresh_import("fractions", "colorsys", "wave", "mailbox"),
         "system library": fresh_import("decimal", "sqlite3", "_curses"),
-        "numpy submodule": fresh_import("numpy.linalg", "numpy.fft", "numpy.polynomial", "numpy.ma"),
+        "numpy submodule": fresh_import(
+            "numpy.linalg", "numpy.fft", "numpy.ma", "numpy.lib.recfunctions", "numpy.polynomial"
+        ),
     }
     x = np.linalg.solve(a, np.ones(200))
     out["residual"] = float(np.abs(a @ x - 1).max())
