@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -40,8 +41,9 @@ from processes import sleepers, slot_uid_processes, zygotes
 from toy_assignment import TOY
 
 import grader.assignment
+import grader.sandbox
 from grader.cli import main
-from grader.sandbox import bwrap_works
+from grader.sandbox import SandboxConfig, bwrap_works
 from grader.store import read_journal
 
 LINUX = sys.platform.startswith("linux")
@@ -208,3 +210,25 @@ def test_classmates_graded_after_a_saboteur_in_the_same_slot_get_full_marks(tmp_
         assert by[name]["score"] == 3.0 and by[name]["status"] == "graded", by[name]
         assert not any("attempt" in note for note in by[name]["notes"]), by[name]["notes"]
     assert slot_uid_processes() == {}
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not available (.ci/run installs it)")
+def test_bubblewrap_hides_every_toolkit_package_installed_side_by_side(tmp_path, monkeypatch):
+    """A toolkit installed with pip puts its packages (and the forbidden ones) side by
+    side in one site-packages: each must vanish from the workers' view, not only the
+    last one hidden (each was hidden by a tmpfs over the folder that put its siblings,
+    the others among them, back)."""
+    site = tmp_path / "lib" / "site-packages"
+    for name in ("assignments", "grader", "numpy", "reference", "scipy", "scipy/signal", "scipy/linalg"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text("SECRET = 1\n")
+    interpreter = grader.sandbox.interpreter_dirs()
+    monkeypatch.setattr(grader.sandbox, "interpreter_dirs", lambda: [*interpreter, site])  # a library folder
+    config = SandboxConfig("bwrap")
+    config.toolkit_paths = [site / name for name in ("assignments", "grader", "reference")]
+    config.forbidden_paths = [site / "scipy" / "signal"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    command = config.bwrap_prefix(scratch) + ["--", "sh", "-c", f"ls {site}; ls {site}/scipy"]
+    seen = subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    assert seen == ["numpy", "scipy", "__init__.py", "linalg"]
