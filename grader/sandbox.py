@@ -175,11 +175,16 @@ class SandboxConfig:
             args += ["--ro-bind", str(path), str(path)]
         # The toolkit's packages installed beside the student's libraries, and the
         # forbidden ones, are taken out exactly, wherever they are still in view: not
-        # even an empty folder stays.
-        for path in sorted(set(self.toolkit_paths + self.forbidden_paths), key=lambda p: len(p.parts)):
+        # even an empty folder stays. All of a folder's at once: hiding one puts its
+        # siblings back.
+        gone: dict[Path, set[str]] = {}
+        for path in set(self.toolkit_paths + self.forbidden_paths):
             in_view = not any(_under(path, h) for h in covered) or any(_under(path, r) for r in rebound)
             if path.exists() and in_view:
-                args += _without(path)
+                gone.setdefault(path.parent, set()).add(path.name)
+        for parent in sorted(gone, key=lambda p: len(p.parts)):
+            if not any(_under(parent, folder / name) for folder, names in gone.items() for name in names):
+                args += _without(parent, gone[parent])
         # The worker package itself (its modules are what the zygote runs).
         for path in (TOOLKIT_ROOT / "grader" / "worker", TOOLKIT_ROOT / "grader" / "__init__.py"):
             args += ["--ro-bind", str(path), str(path)]
@@ -213,17 +218,16 @@ class SandboxConfig:
         return {"read": allowed_beneath(roots, [str(d) for d in denied]) + [str(scratch)], "list": listable}
 
 
-def _without(path: Path) -> list[str]:
-    """bubblewrap arguments that make `path` vanish: a tmpfs over its parent, then every
-    sibling put back (links as links)."""
-    parent = path.parent
+def _without(parent: Path, names: set[str]) -> list[str]:
+    """bubblewrap arguments that make the entries `names` of `parent` vanish: a tmpfs
+    over `parent`, then every other entry put back (links as links)."""
     args = ["--tmpfs", str(parent)]
     try:
         siblings = sorted(os.scandir(parent), key=lambda e: e.name)
     except OSError:
         return []
     for entry in siblings:
-        if entry.name == path.name:
+        if entry.name in names:
             continue
         if entry.is_symlink():
             args += ["--symlink", os.readlink(entry.path), entry.path]

@@ -8,20 +8,42 @@ left, the grader survives, and every student is in results.json."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from attack_expectations import (
+    ATTACKS,
+    CONTAINED,
+    ON_THE_GRADER,
+    OUT_OF_REACH,
+    SCALE_FAILS_WITH,
+    STUDENTS,
+    by_student,
+    digest,
+    expect_forbidden_import_flagged,
+    expect_full_marks,
+    expect_import_routes_blocked,
+    expect_output_bounded,
+    expect_reads_refused,
+    expect_scale_fails,
+    expect_turned_away,
+    leaks,
+    lost_protections,
+    toolkit_digest,
+    write_class,
+)
 from processes import sleepers, slot_uid_processes, zygotes
 from toy_assignment import TOY
 
 import grader.assignment
+import grader.sandbox
 from grader.cli import main
-from grader.sandbox import bwrap_works
+from grader.sandbox import SandboxConfig, bwrap_works
 from grader.store import read_journal
 
 LINUX = sys.platform.startswith("linux")
@@ -31,25 +53,8 @@ MODES = [pytest.param("bwrap", marks=pytest.mark.skipif(not bwrap_works(), reaso
          "spawn"]
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTACKS = Path(__file__).parent / "submissions" / "attacks"
 HOME = Path.home()
 CANARY = HOME / ".nngrade_canary"
-
-
-def _digest(root: Path, skip: set[str] = frozenset()) -> dict[str, str]:
-    found = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and not path.is_symlink() and not any(part in skip for part in path.parts):
-            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def _toolkit_digest() -> dict[str, str]:
-    digest = {}
-    for folder in ("grader", "reference", "assignments", "tests", "examples"):
-        digest.update({f"{folder}/{k}": v for k, v in _digest(ROOT / folder, {"__pycache__"}).items()})
-    return digest
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -75,15 +80,10 @@ def attacked(request, tmp_path_factory):
     stop = threading.Event()
     thread = threading.Thread(target=accept_loop, daemon=True)
     thread.start()
-    for path in ATTACKS.glob("*.py"):
-        text = path.read_text()
-        for key, value in {"@CLASS@": cls, "@OUT@": out, "@TOOLKIT@": ROOT, "@HOME@": HOME,
-                           "@PORT@": port}.items():
-            text = text.replace(key, str(value))
-        (cls / path.name).write_text(text)
+    write_class(cls, {"@CLASS@": cls, "@OUT@": out, "@TOOLKIT@": ROOT, "@HOME@": HOME, "@PORT@": port})
     CANARY.write_text("canary")
     zygotes_before = zygotes()
-    before = {"class": _digest(cls), "toolkit": _toolkit_digest()}
+    before = {"class": digest(cls), "toolkit": toolkit_digest(ROOT)}
     mp = pytest.MonkeyPatch()
     mp.setattr(grader.assignment, "available", lambda: {"toy": TOY})
     try:
@@ -94,61 +94,33 @@ def attacked(request, tmp_path_factory):
         stop.set()
         thread.join()
         listener.close()
-    after = {"class": _digest(cls), "toolkit": _toolkit_digest()}
+    after = {"class": digest(cls), "toolkit": toolkit_digest(ROOT)}
     canary = CANARY.read_text() if CANARY.exists() else None
     CANARY.unlink(missing_ok=True)
     run = json.loads((out / "results.json").read_text())
-    yield {"mode": mode, "code": code, "run": run, "by": {s["student"]: s for s in run["submissions"]}, "out": out,
+    yield {"mode": mode, "code": code, "run": run, "by": by_student(run), "out": out,
            "before": before, "after": after, "canary": canary, "accepted": accepted,
            "zygotes_before": zygotes_before}
     for conn, _ in accepted:
         conn.close()
 
 
-def checks_of(attacked, student):
-    return {c["function"]: c for c in attacked["by"][student]["checks"]}
-
-
-@pytest.mark.parametrize("student, code", [
-    ("signals", "submission.timeout"),
-    ("segfault", "submission.crashed"),
-    ("fork_bomb", "submission.timeout"),
-    # Python 3.11 keeps Python frames off the C stack: with the limit lifted the recursion
-    # grows for ~15 s before the interpreter gives up, far past the 3 s limit.
-    ("recursion", "submission.timeout"),
-    ("return_subclass", "submission.bad_return"),
-    ("return_array_like", "submission.bad_return"),
-    ("return_giant", "submission.bad_return"),
-    ("return_object_dtype", "submission.bad_return"),
-])
+@pytest.mark.parametrize("student, code", SCALE_FAILS_WITH)
 def test_attacked_function_fails_with_its_code_and_the_rest_keeps_credit(attacked, student, code):
-    checks = checks_of(attacked, student)
-    assert not checks["scale"]["passed"]
-    assert checks["scale"]["diagnoses"] == [code], checks["scale"]
-    assert checks["relu_forward"]["passed"] and checks["total"]["passed"]
+    expect_scale_fails(attacked["by"][student], code)
 
 
-@pytest.mark.parametrize("student", ["files_write", "files_read", "network", "daemons", "output_flood"])
+@pytest.mark.parametrize("student", CONTAINED)
 def test_contained_attacks_cost_nothing_by_themselves(attacked, student):
-    sub = attacked["by"][student]
-    assert sub["score"] == 3.0, [c["message"] for c in sub["checks"] if not c["passed"]]
-    assert "LEAK" not in sub["output"]
+    expect_full_marks(attacked["by"][student])
 
 
 def test_reading_other_students_and_the_solution_is_refused(attacked):
-    output = attacked["by"]["files_read"]["output"]
-    assert output.count("read refused") == 4 and "LEAK" not in output
+    expect_reads_refused(attacked["by"]["files_read"])
 
 
 def test_import_routes_to_the_solution_are_all_blocked(attacked):
-    sub = attacked["by"]["import_routes"]
-    assert "LEAK" not in sub["output"]
-    assert sub["output"].count("blocked") == 11
-    checks = checks_of(attacked, "import_routes")
-    assert not checks["scale"]["passed"] and "reference" in checks["scale"]["message"]
-    assert checks["relu_forward"]["passed"] and checks["total"]["passed"]
-    assert "submission.forbidden_import" in sub["diagnoses"]
-    assert {"reference", "torch", "grader", "assignments"} <= set(sub["forbidden_imports"])
+    expect_import_routes_blocked(attacked["by"]["import_routes"])
 
 
 def test_network_is_unreachable(attacked):
@@ -157,9 +129,7 @@ def test_network_is_unreachable(attacked):
 
 
 def test_output_flood_is_bounded(attacked):
-    sub = attacked["by"]["output_flood"]
-    assert len(sub["output"].encode()) <= 64 * 1024
-    assert sub["output_dropped_bytes"] >= 50_000_000 - 64 * 1024
+    expect_output_bounded(attacked["by"]["output_flood"])
 
 
 def test_no_file_outside_the_temporary_copies_changed(attacked):
@@ -186,44 +156,35 @@ def test_no_process_is_left(attacked):
 
 
 def test_every_student_is_in_the_results(attacked):
-    expected = sorted(p.stem for p in ATTACKS.glob("*.py"))
-    assert sorted(attacked["by"]) == expected
+    assert sorted(attacked["by"]) == STUDENTS
     assert attacked["code"] == 0
 
 
 # --------------------------------------------------------------- issue 10's attacks
 def test_no_attack_got_through(attacked):
-    leaks = {s["student"]: [line for line in s["output"].splitlines() if "LEAK" in line]
-             for s in attacked["run"]["submissions"]}
-    assert {k: v for k, v in leaks.items() if v} == {}
+    assert leaks(attacked["run"]) == {}
 
 
 def test_every_protection_held_but_namespaces_outside_bubblewrap(attacked):
-    held = {p["name"]: p for p in attacked["run"]["protections"]}
-    lost = sorted(name for name, p in held.items() if not p["held"])
-    assert lost == ([] if attacked["mode"] == "bwrap" else ["own_namespace"]), [held[n] for n in lost]
+    lost = lost_protections(attacked["run"])
+    assert lost == ([] if attacked["mode"] == "bwrap" else ["own_namespace"]), attacked["run"]["protections"]
 
 
-@pytest.mark.parametrize("student", ["helper_sabotage", "kill_grader"])
+@pytest.mark.parametrize("student", ON_THE_GRADER)
 def test_attacks_on_the_grader_and_its_helpers_cost_nothing_and_change_nothing(attacked, student):
-    sub = attacked["by"][student]
-    assert sub["score"] == 3.0 and sub["status"] == "graded"
-    output = sub["output"]
-    assert "refused" in output  # it did try: the attack found targets and was turned away
+    expect_full_marks(attacked["by"][student])
+    expect_turned_away(attacked["by"][student])
     assert attacked["code"] == 0  # the grader survived to write every result
 
 
-@pytest.mark.parametrize("student", ["solution_by_path", "import_hook_removed", "forge_record"])
+@pytest.mark.parametrize("student", OUT_OF_REACH)
 def test_the_solution_forbidden_packages_and_the_record_are_out_of_reach(attacked, student):
-    checks = checks_of(attacked, student)
-    assert not checks["scale"]["passed"]  # correct only if its attack had worked
-    assert checks["relu_forward"]["passed"] and checks["total"]["passed"]
-    assert "refused" in attacked["by"][student]["output"]
+    expect_scale_fails(attacked["by"][student])  # correct only if its attack had worked
+    expect_turned_away(attacked["by"][student])
 
 
 def test_a_forbidden_import_with_the_hooks_removed_is_still_flagged(attacked):
-    sub = attacked["by"]["import_hook_removed"]
-    assert "submission.forbidden_import" in sub["diagnoses"] and "scipy.signal" in sub["forbidden_imports"]
+    expect_forbidden_import_flagged(attacked["by"]["import_hook_removed"])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -249,3 +210,25 @@ def test_classmates_graded_after_a_saboteur_in_the_same_slot_get_full_marks(tmp_
         assert by[name]["score"] == 3.0 and by[name]["status"] == "graded", by[name]
         assert not any("attempt" in note for note in by[name]["notes"]), by[name]["notes"]
     assert slot_uid_processes() == {}
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not available (.ci/run installs it)")
+def test_bubblewrap_hides_every_toolkit_package_installed_side_by_side(tmp_path, monkeypatch):
+    """A toolkit installed with pip puts its packages (and the forbidden ones) side by
+    side in one site-packages: each must vanish from the workers' view, not only the
+    last one hidden (each was hidden by a tmpfs over the folder that put its siblings,
+    the others among them, back)."""
+    site = tmp_path / "lib" / "site-packages"
+    for name in ("assignments", "grader", "numpy", "reference", "scipy", "scipy/signal", "scipy/linalg"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text("SECRET = 1\n")
+    interpreter = grader.sandbox.interpreter_dirs()
+    monkeypatch.setattr(grader.sandbox, "interpreter_dirs", lambda: [*interpreter, site])  # a library folder
+    config = SandboxConfig("bwrap")
+    config.toolkit_paths = [site / name for name in ("assignments", "grader", "reference")]
+    config.forbidden_paths = [site / "scipy" / "signal"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    command = config.bwrap_prefix(scratch) + ["--", "sh", "-c", f"ls {site}; ls {site}/scipy"]
+    seen = subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    assert seen == ["numpy", "scipy", "__init__.py", "linalg"]

