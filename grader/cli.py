@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from grader import __version__
+from grader.safepath import drop_from_path
 
 EXIT_OK, EXIT_GRADER_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -100,6 +101,7 @@ def _positive(value, name):
 
 
 def main(argv: list[str] | None = None) -> int:
+    drop_from_path()  # nothing of the working directory is ever imported here
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["gradescope-bundle"]:
         return gradescope_bundle(argv[1:])
@@ -118,6 +120,25 @@ def main(argv: list[str] | None = None) -> int:
         print("\ngrade: interrupted; finished students were kept (rerun with --resume to go on)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the disk, not a student: full, read-only, a folder removed mid-run
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"grade: error: could not use{where}: {exc.strerror or exc}; finished students were "
+              f"kept (rerun with --resume to go on)", file=sys.stderr)
+        return EXIT_GRADER_FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug of the grader's: one line, the trace in a file
+        print(f"grade: internal error ({type(exc).__name__}: {str(exc)[:200]}); the details are in "
+              f"{_save_trace()}; finished students were kept (rerun with --resume to go on)", file=sys.stderr)
+        return EXIT_GRADER_FAILED
+
+
+def _save_trace() -> str:
+    """The current exception's traceback, written to a private temporary file."""
+    import traceback
+
+    fd, name = tempfile.mkstemp(prefix="nngrade-error-", suffix=".txt")
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write(traceback.format_exc())
+    return name
 
 
 def grade(args) -> int:
@@ -125,6 +146,7 @@ def grade(args) -> int:
     from grader.kit import kit_marker
 
     _protect_self()
+    drop_from_path(args.path if args.path.is_dir() else args.path.parent)
     _positive(args.jobs, "--jobs")
     _positive(args.timeout, "--timeout")
     _positive(args.load_timeout, "--load-timeout")
@@ -325,7 +347,7 @@ def _probe_targets(config, assignment, subs, path: Path, out: Path, store) -> di
     solution = [file for folder in config.toolkit_paths if folder.is_dir()
                 for file in sorted(folder.rglob("*.py"))[:4]
                 if "worker" not in file.parts and file != folder / "__init__.py"]
-    classmates = [path] + [s.main for s in subs[:1] if s.main is not None]
+    classmates = [path.resolve()] + [s.main.resolve() for s in subs[:1] if s.main is not None]
     return probe_targets(config, solution, classmates, [store.state / "key", store.journal_path], out)
 
 

@@ -6,7 +6,7 @@ API; the others are extensions for the reports.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,23 +25,44 @@ def clean_text(text: str) -> str:
             return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _clean(value):
+# What a submission can put in a result is cut to these lengths wherever it is stored
+# (and so wherever it is shown): a student's exception may carry a 4 MB message or
+# class name. Ids and file names are kept whole (the file system bounds them).
+MAX_TEXT_CHARS = 2000  # a message, a note, a detail
+MAX_NAME_CHARS = 100  # an exception's class name, a module's name
+CUT_MARK = " [...]"
+
+
+def cut(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text`, at most `limit` characters, marked where it was cut."""
+    return text if len(text) <= limit else text[: limit - len(CUT_MARK)] + CUT_MARK
+
+
+def _clean(value, limit: int | None = MAX_TEXT_CHARS):
     if isinstance(value, str):
-        return clean_text(value)
+        value = clean_text(value)
+        return value if limit is None else cut(value, limit)
     if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
+        return {_clean(k, limit): _clean(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_clean(v) for v in value)
+        return type(value)(_clean(v, limit) for v in value)
     return value
 
 
 class CleanText(BaseModel):
-    """Every string that enters a result is valid text, whatever produced it."""
+    """Every string that enters a result is valid text, whatever produced it, and no
+    longer than MAX_TEXT_CHARS, but in the fields a model names in `_whole`."""
+
+    _whole: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _clean_strings(cls, data):
-        return _clean(data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            return data
+        return {key: value if isinstance(value, BaseModel)
+                else _clean(value, None if key in cls._whole else MAX_TEXT_CHARS)
+                for key, value in data.items()}
 
 
 Kind = Literal["shape", "numeric", "gradient", "behavior", "performance"]
@@ -68,6 +89,8 @@ class CheckResult(CleanText):
 
 class SubmissionResult(CleanText):
     model_config = ConfigDict(extra="forbid")
+    # ids and paths whole; the output is bounded where it is captured (OUTPUT_KEEP_BYTES)
+    _whole = frozenset({"student", "source", "files", "output", "checks"})
 
     student: str
     source: str
@@ -103,6 +126,7 @@ class Protection(CleanText):
 
 class RunResult(CleanText):
     model_config = ConfigDict(extra="forbid")
+    _whole = frozenset({"submissions", "protections"})
 
     assignment: str
     toolkit_version: str

@@ -21,6 +21,7 @@ from grader.sandbox import (
     WorkerProtocolError,
     WorkerTimedOut,
 )
+from grader.models import MAX_NAME_CHARS, cut
 from grader.source import Code
 from grader.worker import codec
 
@@ -143,8 +144,8 @@ class StudentSession:
         where = self.code.where(reply.get("line") if isinstance(reply.get("line"), int) else None)
         where = f" at {where}" if where else ""
         if kind == "exit":
-            return f"tried to exit ({reply.get('type')}){where}"
-        return f"raised {reply.get('type')}{where}: {str(reply.get('message', ''))[:300]}"
+            return f"tried to exit ({cut(str(reply.get('type')), MAX_NAME_CHARS)}){where}"
+        return f"raised {cut(str(reply.get('type')), MAX_NAME_CHARS)}{where}: {cut(str(reply.get('message', '')), 300)}"
 
     # -------------------------------------------------------------- calling
     def call(self, function: str, args: tuple, kwargs: dict):
@@ -214,8 +215,8 @@ class StudentSession:
         if kind == "raised":
             line = reply.get("line") if isinstance(reply.get("line"), int) else None
             bases = reply.get("bases")
-            bases = tuple(str(b)[:100] for b in bases[:20]) if isinstance(bases, list) else ()
-            raise StudentRaised(function, str(reply.get("type", "an exception"))[:100], message,
+            bases = tuple(cut(str(b), MAX_NAME_CHARS) for b in bases[:20]) if isinstance(bases, list) else ()
+            raise StudentRaised(function, cut(str(reply.get("type", "an exception")), MAX_NAME_CHARS), message,
                                 self.code.where(line), bases)
         self._kill()
         raise StudentCallError("submission.crashed", f"{function}: the worker sent an invalid reply")
@@ -227,12 +228,12 @@ class StudentSession:
             if isinstance(item, dict) and isinstance(item.get("line"), int):
                 self.report.notes.append(
                     f"The statement at {self.code.where(item['line'])} failed "
-                    f"({str(item.get('type'))[:80]}: {str(item.get('message'))[:200]}) and was left out.")
+                    f"({cut(str(item.get('type')), MAX_NAME_CHARS)}: {cut(str(item.get('message')), 200)}) and was left out.")
 
     def _note_blocked(self, reply: dict) -> None:
         blocked = reply.get("blocked_imports")
         if isinstance(blocked, list):
-            self.blocked_imports.update(str(b)[:100] for b in blocked[:20])
+            self.blocked_imports.update(cut(str(b), MAX_NAME_CHARS) for b in blocked[:20])
 
     def _kill(self) -> None:
         if self.worker is not None:

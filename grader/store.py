@@ -191,10 +191,20 @@ def read_journal(path: Path) -> list[dict]:
     return records
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"): such a cell gets a leading apostrophe, which spreadsheets hide.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` as a spreadsheet shows it without running it; results.json keeps the raw id."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def grades_csv(run: RunResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["student", "score", "max_score", "status"])
     for s in run.submissions:
-        writer.writerow([s.student, f"{s.score:g}", f"{s.max_score:g}", s.status])
+        writer.writerow([spreadsheet_safe(s.student), f"{s.score:g}", f"{s.max_score:g}", s.status])
     return buf.getvalue()

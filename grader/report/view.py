@@ -9,6 +9,7 @@ key/value table; anything else is left out rather than allowed to break a page.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 from collections import Counter
@@ -29,6 +30,8 @@ LOAD_MODES = {
 }
 SCALARS = (str, int, float, bool, type(None))
 MAX_FACT_CHARS = 300
+# A page's or file's name from a student id: at most this many bytes before the suffix.
+MAX_STEM_BYTES = 120
 
 
 class Mismatch(BaseModel):
@@ -88,7 +91,7 @@ def file_names(students: list[str], suffix: str, reserved: tuple[str, ...] = ("i
     names: dict[str, str] = {}
     taken = {r.casefold() for r in reserved}
     for student in students:
-        stem = re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student"
+        stem = _bounded(re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student", student)
         name, n = f"{stem}{suffix}", 1
         while name.casefold() in taken:
             n += 1
@@ -96,6 +99,17 @@ def file_names(students: list[str], suffix: str, reserved: tuple[str, ...] = ("i
         taken.add(name.casefold())
         names[student] = name
     return names
+
+
+def _bounded(stem: str, student: str) -> str:
+    """`stem` cut to MAX_STEM_BYTES of UTF-8 (a file name holds 255 bytes, and a page is
+    first written under a longer temporary name); a cut stem ends in a digest of the
+    whole id, so that two long ids sharing a beginning keep distinct names."""
+    if len(stem.encode("utf-8")) <= MAX_STEM_BYTES:
+        return stem
+    tag = "-" + hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    head = stem.encode("utf-8")[: MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore")
+    return head + tag
 
 
 def check_name(check: CheckResult) -> str:
