@@ -202,3 +202,23 @@ def test_a_virtualenv_under_tmp_works_under_bubblewrap(tmp_path):
     assert run.returncode == 0, run.stderr
     assert {s: r["score"] for s, r in results(out).items()} == {"ann": 3.0, "bob": 3.0, "cat": 3.0}
     assert slot_uid_processes() == {}
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device", "index.html"), RuntimeError("a bug")])
+def test_a_failure_while_writing_reports_is_one_line_and_keeps_the_journal(tmp_path, toy, monkeypatch, capsys,
+                                                                          failure):
+    import grader.report.html
+
+    def failing(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(grader.report.html, "write_reports", failing)
+    out = tmp_path / "out"
+    assert grade(a_class(tmp_path), out, "--sandbox", "none") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") <= 3, err
+    assert ("No space left on device" if isinstance(failure, OSError) else "internal error") in err
+    monkeypatch.undo()
+    monkeypatch.setattr(grader.assignment, "available", lambda: {"toy": TOY})
+    assert grade(tmp_path / "class", out, "--sandbox", "none", "--resume") == 0
+    assert {s: r["score"] for s, r in results(out).items()} == {"ann": 3.0, "bob": 3.0, "cat": 3.0}
