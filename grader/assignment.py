@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from grader.checks import Check, Registry
@@ -26,6 +27,20 @@ class Assignment:
     title: str = ""
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN
     notes: list[str] = field(default_factory=list)
+    contract: object | None = None  # a course's contract (grader.contract.model.Contract), or None
+
+    def student(self, call, session=None):
+        """What the checks call `student`: the canonical functions, turned into a course's
+        own calls when the assignment is a course's contract. `call(function, args,
+        kwargs, keep=())` calls the submission's function."""
+        from grader.proxy import Proxy
+
+        if self.contract is None:
+            return Proxy(lambda f, a, k: call(f, a, k), list(self.functions), session)
+        from grader.contract.adapt import CourseStudent
+
+        adapter = CourseStudent(self.contract, importlib.import_module(self.reference_module), call, session)
+        return Proxy(adapter.call, list(self.contract.canonical_functions), adapter)
 
     @property
     def checks(self) -> list[Check]:
@@ -37,16 +52,40 @@ class Assignment:
 
 
 def available() -> dict[str, Assignment]:
+    """Every assignment the toolkit ships: a package defining ASSIGNMENT (the canonical
+    ones), or a folder holding a course's `contract.toml` (built on a canonical one)."""
     import assignments
 
-    found = {}
+    found: dict[str, Assignment] = {}
+    courses = []
     for info in pkgutil.iter_modules(assignments.__path__):
         if info.ispkg:
             module = importlib.import_module(f"assignments.{info.name}")
             assignment = getattr(module, "ASSIGNMENT", None)
             if isinstance(assignment, Assignment):
                 found[assignment.name] = assignment
+    for folder in sorted(Path(assignments.__path__[0]).iterdir()):
+        if (folder / CONTRACT_FILE).is_file():
+            courses.append(folder / CONTRACT_FILE)
+    for path in courses:
+        course = course_assignment(path, found)
+        found[course.name] = course
     return found
+
+
+CONTRACT_FILE = "contract.toml"
+_built: dict[tuple[str, float], Assignment] = {}
+
+
+def course_assignment(path: Path, canonical: dict[str, Assignment] | None = None) -> Assignment:
+    """The assignment a course's contract file describes (built once per file version)."""
+    from grader.contract.build import build_assignment
+    from grader.contract.model import load_contract
+
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _built:
+        _built[key] = build_assignment(load_contract(path), canonical)
+    return _built[key]
 
 
 class UnknownAssignment(ValueError):

@@ -17,6 +17,7 @@ does not ignore the stride) and explain at least one failure.
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +86,12 @@ def fits(got, model, rtol: float, atol: float = DEFAULT_TOLERANCES.value_atol) -
     return got.shape == model.shape and bool(np.all(np.isfinite(got))) and is_close(got, model, rtol, atol)
 
 
+# True while the last call a check made was one the course's contract does not ask of
+# its function (grader/contract/adapt.py answered it with the reference): such a case
+# says nothing about the student, for or against a mistake model, and is not recorded.
+NOT_ASKED: contextvars.ContextVar[bool] = contextvars.ContextVar("nngrade_not_asked", default=False)
+
+
 @dataclass
 class Evidence:
     """Outcomes of several comparisons in one check, and which mistake models explain them."""
@@ -100,6 +107,8 @@ class Evidence:
         is a test of the student's output, for mistakes that no single output captures).
         `partial`: the values compared are parts of one result (dx, dw, db) and a mistake
         may touch only some of them, so a right part says nothing against it."""
+        if NOT_ASKED.get():
+            return True
         models = models or {}
         rtol = self.tolerance.value_rtol if rtol is None else rtol
         failure = None
@@ -125,6 +134,8 @@ class Evidence:
     def record(self, failure: CheckFailed | None, fitted: dict[str, bool] | None = None) -> None:
         """Record a case judged by other means: its failure (None: it passed) and, per
         code that predicts something here, whether the student's output fits it."""
+        if NOT_ASKED.get():
+            return
         self.cases.append((failure is not None, dict(fitted or {})))
         if failure is not None and self.failure is None:
             self.failure = failure

@@ -59,3 +59,7 @@ register("grader.not_recorded", "This check cannot run in the self-check kit; it
          "Nothing to fix here: the final grading runs it in full.")
 register("grader.internal_error", "The grader itself failed in this check; this is not your mistake.",
          "Tell the course staff: they will look at it.")
+register("submission.forward_failed", "A backward could not be checked: the forward whose cache it takes "
+         "failed on the same inputs.",
+         "The backward receives what the forward returned: make the forward work on these inputs first "
+         "(its own checks say what goes wrong).")

@@ -148,7 +148,9 @@ class StudentSession:
         return f"raised {cut(str(reply.get('type')), MAX_NAME_CHARS)}{where}: {cut(str(reply.get('message', '')), 300)}"
 
     # -------------------------------------------------------------- calling
-    def call(self, function: str, args: tuple, kwargs: dict):
+    def call(self, function: str, args: tuple, kwargs: dict, keep: tuple[int, ...] = ()):
+        """The student's `function` on these arguments. The results at positions `keep`
+        (a layer's cache) stay in the worker and come back as handles."""
         if self.report.failure is not None:
             raise self.report.failure
         status = self.report.functions.get(function, "missing")
@@ -172,7 +174,7 @@ class StudentSession:
             raise RuntimeError(f"check passed a value that cannot be sent: {exc}") from exc
         tree_args, tree_kwargs = tree["tuple"]
         header = {"op": "call", "fn": function, "args": tree_args, "kwargs": tree_kwargs,
-                  "cpu_seconds": self.limits.call_timeout}
+                  "cpu_seconds": self.limits.call_timeout, "keep": list(keep)}
         self.calls += 1
         try:
             reply, out = self.worker.request(header, buffers, self.limits.call_timeout)

@@ -19,7 +19,7 @@ from grader.compare import DEFAULT_TOLERANCES, Tolerances
 from grader.discover import Submission
 from grader.models import CheckResult, SubmissionResult
 from grader.oracle import OracleMissing
-from grader.proxy import Proxy, StudentCallError, StudentRaised, StudentSession
+from grader.proxy import StudentCallError, StudentRaised, StudentSession
 from grader.sandbox import Limits, SandboxConfig, SandboxUnavailable, Slot, SlotPool
 from grader.source import SourceError, forbidden_imports, load, module_name_for, toolkit_imports
 
@@ -170,7 +170,7 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
     session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits, main_copy)
     try:
         report = session.start()
-        student = Proxy(session.call, list(assignment.functions), session)
+        student = assignment.student(session.call, session)
         checks = [run_check(c, student, oracle, options.tolerances, options.seed) for c in assignment.checks]
     finally:
         session.close()

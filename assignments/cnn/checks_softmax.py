@@ -52,17 +52,38 @@ def softmax_values(student, oracle, rng, tolerance):
 
 @check("softmax_cross_entropy", kind="behavior", points=3)
 def large_scores(student, oracle, rng, tolerance):
-    """Scores around 1000 (exact in float32 too): the loss and dz stay finite and right."""
+    """Scores around 1000 (exact in float32 too), then scores 900 apart within a row, the
+    label's among the largest: the loss and dz stay finite and right."""
     z, labels = _scores(rng)
     z = 1000.0 + np.round(z * 64) / 64
     loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
-    finite = _all_finite(loss) and _all_finite(dz)
-    naive_loss, naive_dz = mistakes.naive_softmax_cross_entropy(z, labels)
-    if not finite:
+    if not (_all_finite(loss) and _all_finite(dz)):
+        naive_loss, naive_dz = mistakes.naive_softmax_cross_entropy(z, labels)
         explained = not (np.isfinite(naive_loss) and np.all(np.isfinite(naive_dz)))
         raise CheckFailed(f"for scores around 1000 the result holds NaN or inf (loss {loss!r})",
                           [mistakes.UNSTABLE] if explained else ["submission.bad_return"])
     _against_reference(loss, dz, z, labels, oracle, tolerance)
+    wide, labels = _far_apart(rng)
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(wide, labels))
+    if not (_all_finite(loss) and _all_finite(dz)):
+        min_loss, min_dz = mistakes.min_shift_softmax_cross_entropy(wide, labels)
+        explained = not (np.isfinite(min_loss) and np.all(np.isfinite(min_dz)))
+        raise CheckFailed(f"for scores 900 apart within a row the result holds NaN or inf (loss {loss!r})",
+                          [mistakes.MIN_SHIFT] if explained else ["submission.bad_return"])
+    _against_reference(loss, dz, wide, labels, oracle, tolerance)
+
+
+def _far_apart(rng, n: int = 5, k: int = 4):
+    """Each row: the label's score near 0, one other class near 0, the rest near -900.
+    The label's probability stays near 1/2, so -log p needs no care; only a shift by the
+    row's minimum overflows (exp(900))."""
+    labels = rng.integers(0, k, size=n)
+    z = -900.0 + np.round(rng.standard_normal((n, k)) * 64) / 64
+    rows = np.arange(n)
+    z[rows, labels] = np.round(rng.standard_normal(n) * 64) / 64
+    other = (labels + 1 + rng.integers(0, k - 1, size=n)) % k
+    z[rows, other] = np.round(rng.standard_normal(n) * 64) / 64
+    return z, labels
 
 
 def _all_finite(value) -> bool:

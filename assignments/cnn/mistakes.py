@@ -64,6 +64,12 @@ UNSTABLE = register(
     "The softmax overflows (NaN or inf) for large scores.",
     "Subtract each row's maximum score before exp(): softmax(z) = softmax(z - max(z)), and exp() "
     "of a number <= 0 cannot overflow.").code
+MIN_SHIFT = register(
+    "softmax.min_shift",
+    "The softmax subtracts each row's smallest score: when scores lie far apart, exp() of the gap "
+    "overflows (NaN or inf).",
+    "Shift by the largest score instead: softmax(z) = softmax(z - max(z)) holds for any shift, and "
+    "only the maximum makes every exponent <= 0.").code
 NOT_AVERAGED = register(
     "softmax.not_averaged",
     "The loss or its gradient is summed over the batch instead of averaged.",
@@ -195,6 +201,12 @@ def softmax_models(loss: float, dz: np.ndarray) -> tuple[dict, dict]:
     n = dz.shape[0]
     return ({NOT_AVERAGED: [np.asarray(loss * n)] if n > 1 else []},
             {NOT_AVERAGED: [dz * n] if n > 1 else []})
+
+
+def min_shift_softmax_cross_entropy(z, labels):
+    """Shifted by each row's minimum (as one year's FMAN45 skeleton suggests): exact for
+    close scores, overflowing once a row's scores lie more than ~709 apart."""
+    return naive_softmax_cross_entropy(z - z.min(axis=1, keepdims=True), labels)
 
 
 def naive_softmax_cross_entropy(z, labels):

@@ -27,6 +27,8 @@ import time
 import numpy as np
 import numpy.random  # noqa: F401 - NumPy loads it lazily; a sandbox may not let it later
 
+from grader.worker.handles import Handle
+
 # Limits applied when decoding: a worker cannot make the grader allocate more.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
@@ -83,6 +85,8 @@ def encode(value, *, allow_rng: bool = False) -> tuple[object, list[bytes]]:
             return node
         if allow_rng and isinstance(v, np.random.Generator):
             return {"rng": v.bit_generator.state}
+        if type(v) is Handle:
+            return {"handle": v.id}
         raise CodecError(f"values of type {type(v).__name__} cannot be sent, only plain data")
 
     return enc(value, 0), buffers
@@ -123,6 +127,8 @@ def decode(tree, buffers: list[bytes], *, allow_rng: bool = False):
             return _decode_array(node, buffers)
         if "rng" in node and allow_rng:
             return _decode_rng(node["rng"])
+        if "handle" in node and type(node["handle"]) is int:
+            return Handle(node["handle"])
         raise CodecError("malformed value")
 
     return dec(tree, 0)

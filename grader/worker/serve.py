@@ -21,6 +21,7 @@ import types
 import numpy as np
 
 from grader.worker import codec, probe
+from grader.worker.handles import Kept
 
 if sys.platform.startswith("linux"):
     from grader.worker import confine, isolate
@@ -188,6 +189,7 @@ class Worker:
         self.workdir = workdir
         self.finders = finders
         self.module: types.ModuleType | None = None
+        self.kept = Kept()  # values a call was asked to keep (a layer's cache): only handles leave
 
     # -- protocol ------------------------------------------------------------
     def serve_forever(self):
@@ -256,8 +258,11 @@ class Worker:
         try:
             args = codec.decode(header["args"], buffers, allow_rng=True)
             kwargs = codec.decode(header["kwargs"], buffers, allow_rng=True)
+            args = list(self.kept.replace_in(tuple(args)))
         except codec.CodecError as exc:
             return {"ok": False, "kind": "internal", "message": str(exc)}, []
+        except KeyError as exc:  # a handle no longer kept
+            return {"ok": False, "kind": "bad_return", "message": str(exc)}, []
         before = [(key, value.copy()) for key, value in _arrays_in(args, kwargs)]
         _renew_cpu_budget(float(header.get("cpu_seconds", 10)))
         started = time.perf_counter()
@@ -271,6 +276,9 @@ class Worker:
             return {"ok": False, **describe_exception(exc, None)}, []
         seconds = time.perf_counter() - started
         mutated = [key for key, copy in before if not _same(copy, _lookup(args, kwargs, key))]
+        keep = header.get("keep")
+        if isinstance(keep, list) and all(type(i) is int for i in keep):
+            value = self.kept.keep_from(value, tuple(keep))
         try:
             tree, out = codec.encode(value)
         except codec.CodecError as exc:

@@ -1,0 +1,144 @@
+"""A course's contract made into an assignment: the canonical assignment's checks,
+named after the course's functions, weighted by the course's points, and only those
+the course's functions can answer.
+
+Which checks apply is not guessed: every check runs once on the canonical reference
+dressed as the course's functions (`course_reference`). A check that asks for
+something the course's function does not take (`NotInContract`) is dropped; every
+other check must pass there, or the contract does not round-trip and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+
+from grader.assignment import Assignment, named
+from grader.checks import Check, CheckFailed, Registry
+from grader.compare import DEFAULT_TOLERANCES
+from grader.contract.adapt import CourseStudent, course_reference
+from grader.contract.model import Contract, ContractError
+from grader.oracle import ReferenceOracle
+from grader.proxy import Proxy, StudentCallError, StudentRaised
+from grader.testing import InProcessStudent
+
+# Seeds the dry run tries each check with: the kit's fixed inputs and a few runs'.
+DRY_RUN_SEEDS = (None, 1, 2)
+
+
+def display_name(contract: Contract, canonical_function: str) -> str:
+    """The course's name(s) for a canonical function: "softmaxloss_forward + softmaxloss_backward"."""
+    return " + ".join(f.name for f in contract.implementing(canonical_function))
+
+
+def in_process_student(contract: Contract, module, reference) -> Proxy:
+    """Canonical calls on an in-process module of the course's functions (tests, the dry run)."""
+    return _in_process(contract, module, reference)[0]
+
+
+def _in_process(contract: Contract, module, reference) -> tuple[Proxy, CourseStudent]:
+    inner = InProcessStudent(module, list(contract.functions))
+
+    def call(function, args, kwargs, keep=()):
+        return inner._call(function, args, kwargs, keep)
+
+    adapter = CourseStudent(contract, reference, call, _Timing(inner))
+    return Proxy(adapter.call, _proxied(contract), adapter), adapter
+
+
+class _Timing:
+    def __init__(self, inner):
+        self._inner = inner
+
+    @property
+    def last_mutated(self):
+        return self._inner._mutated_inputs()
+
+    @property
+    def last_seconds(self):
+        return self._inner._seconds()
+
+
+def _proxied(contract: Contract) -> list[str]:
+    """Canonical functions the checks may call: those the course implements."""
+    return contract.canonical_functions
+
+
+def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None = None) -> Assignment:
+    if canonical is not None and contract.info.based_on in canonical:
+        base = canonical[contract.info.based_on]
+    else:
+        base = named(contract.info.based_on)
+    reference = importlib.import_module(base.reference_module)
+    implemented = set(contract.canonical_functions)
+    totals: dict[str, float] = {}
+    for c in base.checks:
+        totals[c.function] = totals.get(c.function, 0.0) + c.points
+    course_points = {f: sum(p.points for p in contract.implementing(f)) for f in implemented}
+
+    candidates = []
+    for c in base.checks:
+        if c.function in implemented:
+            short = c.id.split(".", 1)[1]
+            candidates.append(dataclasses.replace(c, id=f"{contract.implementing(c.function)[0].name}.{short}",
+                                                  function=display_name(contract, c.function)))
+        elif c.points == 0:
+            candidates.append(c)  # a composite check (the whole network): the dry run decides
+    kept = _applicable(contract, candidates, reference)
+    # Each function's checks share the course's points for it, in the canonical proportions.
+    totals: dict[str, float] = {}
+    for c in kept:
+        totals[c.function] = totals.get(c.function, 0.0) + c.points
+    course_points = {display_name(contract, f): sum(p.points for p in contract.implementing(f)) for f in implemented}
+    registry = Registry([dataclasses.replace(c, points=round(course_points[c.function] * c.points / totals[c.function], 6))
+                         if c.function in course_points and totals[c.function] else c for c in kept])
+    return Assignment(
+        name=contract.name, title=contract.info.title or contract.name, file_name=contract.info.file_name,
+        functions=tuple(contract.functions), registry=registry, reference_module=base.reference_module,
+        forbidden_imports=tuple(contract.info.forbidden_imports or base.forbidden_imports),
+        notes=list(base.notes), contract=contract,
+    )
+
+
+def dropped_checks(contract: Contract) -> list[str]:
+    """The ids of the canonical checks that do not apply to the course (for its README)."""
+    built = {c.id.split(".", 1)[1] for c in build_assignment(contract).checks}
+    base = named(contract.info.based_on)
+    return [c.id for c in base.checks if c.function in contract.canonical_functions
+            and c.id.split(".", 1)[1] not in built]
+
+
+def _applicable(contract: Contract, checks: list[Check], reference) -> list[Check]:
+    module = course_reference(contract, reference)
+    oracle = ReferenceOracle(reference.__name__)
+    kept = []
+    for check in checks:
+        outcome = _dry_run(check, contract, module, reference, oracle)
+        if outcome == "drop":
+            continue
+        if outcome != "pass":
+            raise ContractError(f"{contract.path}: the contract does not round-trip: check {check.id} fails "
+                                f"on the reference dressed as the course's functions ({outcome})")
+        kept.append(check)
+    return kept
+
+
+def _dry_run(check: Check, contract: Contract, module, reference, oracle) -> str:
+    """"pass", "drop" (no call of the check is one the course defines), or what failed."""
+    answered = 0
+    for seed in DRY_RUN_SEEDS:
+        student, adapter = _in_process(contract, module, reference)
+        rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
+        try:
+            check.call(student=student, oracle=oracle, rng=rng, tolerance=DEFAULT_TOLERANCES,
+                       fresh_inputs=seed is not None)
+        except AttributeError as exc:  # a canonical function the course does not have
+            return "drop" if check.points == 0 else f"{type(exc).__name__}: {exc}"
+        except (CheckFailed, StudentCallError, StudentRaised) as exc:
+            return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        if adapter.out_of_contract and not adapter.in_contract:
+            return "drop"
+        answered += adapter.in_contract
+    return "pass" if answered or check.kind == "performance" else "drop"

@@ -1,0 +1,260 @@
+"""A course's contract file: its names, argument orders and layouts, as data.
+
+    [course]
+    name = "fman45"                     # how `--assignment` calls it
+    title = "FMAN45 Assignment 3"
+    file_name = "layers.py"             # the file students hand in
+    based_on = "cnn"                    # the canonical assignment whose checks are used
+    provided = ["maxpooling_forward"]   # course code in the same file, not graded
+
+    [functions.fully_connected_forward] # the course's name for it
+    implements = "linear_forward"       # the canonical function it is
+    call = "X=x:DN W=w:OD b:O1"         # its parameters in order (grader/contract/signature.py)
+    returns = "y:ON"
+    points = 10
+    fixed = { stride = 1 }              # canonical arguments it does not take, and their value
+    only_when = "(x.shape[1] - size) % stride == 0"   # where the course defines it (canonical names)
+
+Every error names the file, the line and what is wrong (`ContractError`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, ValidationError
+
+from grader.config import _line_of
+from grader.contract import layout
+from grader.contract.signature import Param, Returns, SignatureError, parse_call, parse_returns
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+STRICT = ConfigDict(extra="forbid")
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be used; the message names the file and line."""
+
+
+class Canonical:
+    """The canonical contract of an assignment: each function's parameters, results,
+    and the layout of every array (`assignments/<name>/canonical.toml`)."""
+
+    def __init__(self, name: str, text: str):
+        self.name = name
+        data = tomllib.loads(text)
+        self.calls: dict[str, tuple[Param, ...]] = {f: parse_call(d["call"]) for f, d in data.items()}
+        self.returns: dict[str, Returns] = {f: parse_returns(d["returns"]) for f, d in data.items()}
+
+    def layout_of(self, function: str, name: str) -> str:
+        for p in self.calls[function]:
+            if p.kind == "value" and p.source == name:
+                return p.layout
+        for r in self.returns[function].items:
+            if r.name == name:
+                return r.layout
+        raise KeyError(name)
+
+    def args(self, function: str) -> tuple[str, ...]:
+        return tuple(p.source for p in self.calls[function])
+
+    @classmethod
+    def of(cls, assignment: str) -> "Canonical":
+        import assignments
+
+        path = Path(assignments.__path__[0]) / assignment / "canonical.toml"
+        if not path.is_file():
+            raise ContractError(f"assignment {assignment!r} has no canonical contract ({path.name}), "
+                                "so no course can be based on it")
+        return cls(assignment, path.read_text(encoding="utf-8"))
+
+
+class CourseInfo(BaseModel):
+    model_config = STRICT
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str = ""
+    file_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$")
+    based_on: str
+    provided: list[str] = Field(default_factory=list)
+    forbidden_imports: Optional[list[str]] = None
+
+
+class FunctionSpec(BaseModel):
+    model_config = STRICT
+
+    implements: str
+    call: str
+    returns: str
+    points: NonNegativeFloat
+    fixed: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    only_when: str = ""  # a condition on the canonical arguments; checks outside it do not apply
+    description: str = ""
+
+
+class ContractFile(BaseModel):
+    model_config = STRICT
+
+    course: CourseInfo
+    functions: dict[str, FunctionSpec]
+
+
+class CourseFunction:
+    """One function students write, read and checked against the canonical contract."""
+
+    def __init__(self, name: str, spec: FunctionSpec):
+        self.name = name
+        self.implements = spec.implements
+        self.points = float(spec.points)
+        self.fixed = dict(spec.fixed)
+        self.only_when = spec.only_when
+        self.condition = compile(spec.only_when, f"only_when of {name}", "eval") if spec.only_when else None
+        self.description = spec.description
+        self.call = parse_call(spec.call)
+        self.returns = parse_returns(spec.returns)
+        self.call_text, self.returns_text = spec.call, spec.returns
+        self.used: list[str] = []  # the canonical arguments that reach a parameter
+
+    @property
+    def keeps_cache(self) -> bool:
+        return "cache" in self.returns.names
+
+
+class Contract:
+    """A course's contract, validated: `functions` by the course's names."""
+
+    def __init__(self, info: CourseInfo, functions: dict[str, CourseFunction], canonical: Canonical, path: Path):
+        self.info, self.functions, self.canonical, self.path = info, functions, canonical, path
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def implementing(self, canonical_function: str) -> list[CourseFunction]:
+        return [f for f in self.functions.values() if f.implements == canonical_function]
+
+    @property
+    def canonical_functions(self) -> list[str]:
+        return list(dict.fromkeys(f.implements for f in self.functions.values()))
+
+
+def load_contract(path: str | Path) -> Contract:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"cannot read the contract {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ContractError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        parsed = ContractFile.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError("\n".join(_explain(e, text, path) for e in exc.errors())) from None
+    return _validate(parsed, text, path)
+
+
+def _where(text: str, path: Path, section: str | None, key: str) -> str:
+    line = _line_of(text, section, key)
+    return f"{path}, line {line}" if line else str(path)
+
+
+def _explain(error: dict, text: str, path: Path) -> str:
+    loc = [str(p) for p in error.get("loc", ())]
+    section = ".".join(loc[:-1]) or None
+    key = loc[-1] if loc else ""
+    if error.get("type") == "extra_forbidden":
+        return f"{_where(text, path, section, key)}: unknown key {key!r} in [{section}]"
+    if error.get("type") == "missing":
+        return f"{_where(text, path, None, section or key)}: [{section}] lacks {key!r}"
+    return f"{_where(text, path, section, key)}: [{section}] {key}: {error.get('msg', 'invalid value')}"
+
+
+def _validate(parsed: ContractFile, text: str, path: Path) -> Contract:
+    def fail(function: str | None, key: str, message: str):
+        section = f"functions.{function}" if function else "course"
+        raise ContractError(f"{_where(text, path, section, key)}: {message}")
+
+    try:
+        canonical = Canonical.of(parsed.course.based_on)
+    except ContractError as exc:
+        fail(None, "based_on", str(exc))
+    functions: dict[str, CourseFunction] = {}
+    for name, spec in parsed.functions.items():
+        if spec.implements not in canonical.calls:
+            near = difflib.get_close_matches(spec.implements, list(canonical.calls), n=1)
+            fail(name, "implements", f"{spec.implements!r} is not a function of {canonical.name!r}"
+                 + (f"; did you mean {near[0]!r}?" if near else f"; it has {', '.join(canonical.calls)}"))
+        try:
+            function = CourseFunction(name, spec)
+        except SignatureError as exc:
+            fail(name, "call" if "parameter" in str(exc) else "returns", str(exc))
+        except SyntaxError as exc:
+            fail(name, "only_when", f"the condition is not a Python expression: {exc.msg}")
+        _check_call(function, canonical, fail)
+        functions[name] = function
+    for function in functions.values():
+        for p in function.call:
+            if p.kind == "cache":
+                source = functions.get(p.cache_of)
+                if source is None or not source.keeps_cache:
+                    fail(function.name, "call", f"{p.name} is the cache of {p.cache_of!r}, which is not a "
+                         "function of this contract returning a cache")
+                missing = set(canonical.args(source.implements)) - set(canonical.args(function.implements))
+                if missing:
+                    fail(function.name, "call", f"{p.cache_of} needs {', '.join(sorted(missing))}, which "
+                         f"{function.implements} does not have")
+                # the forward's inputs travel in its cache
+                function.used += [*canonical.args(source.implements), *source.fixed]
+        unused = [a for a in canonical.args(function.implements) if a not in function.used and a not in function.fixed]
+        if unused:
+            fail(function.name, "call", f"{function.implements}'s {', '.join(unused)} reach no parameter: "
+                 "pass them, or give the only value the function takes in `fixed`")
+    for canonical_function in dict.fromkeys(f.implements for f in functions.values()):
+        given = {n for f in functions.values() if f.implements == canonical_function for n in f.returns.names}
+        missing = [n for n in canonical.returns[canonical_function].names if n not in given]
+        if missing:
+            name = next(f.name for f in functions.values() if f.implements == canonical_function)
+            fail(name, "returns", f"{canonical_function} returns {', '.join(missing)} too: no function of "
+                 "this contract returns it")
+    return Contract(parsed.course, functions, canonical, path)
+
+
+def _check_call(function: CourseFunction, canonical: Canonical, fail) -> None:
+    wanted = canonical.args(function.implements)
+    used: list[str] = []
+    for p in function.call:
+        for source in p.sources:
+            if source not in wanted:
+                near = difflib.get_close_matches(source, wanted, n=1)
+                fail(function.name, "call", f"{p.name}: {function.implements} has no argument {source!r}"
+                     + (f"; did you mean {near[0]!r}?" if near else f"; it takes {', '.join(wanted)}"))
+            used.append(source)
+        if p.kind == "value" and p.layout:
+            try:
+                layout.check_compatible(canonical.layout_of(function.implements, p.source), p.layout)
+            except ValueError as exc:
+                fail(function.name, "call", f"{p.name}: {exc}")
+    for name in function.fixed:
+        if name not in wanted:
+            fail(function.name, "fixed", f"{function.implements} has no argument {name!r}")
+    function.used = used
+    results = canonical.returns[function.implements]
+    for r in function.returns.items:
+        if r.name in ("cache", "_"):
+            continue
+        if r.name not in results.names:
+            fail(function.name, "returns", f"{function.implements} returns {', '.join(results.names)}, "
+                 f"not {r.name!r}")
+        if r.layout:
+            try:
+                layout.check_compatible(canonical.layout_of(function.implements, r.name), r.layout)
+            except ValueError as exc:
+                fail(function.name, "returns", f"{r.name}: {exc}")

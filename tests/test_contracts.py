@@ -1,0 +1,166 @@
+"""A course's contract as data: its file is read and refused with the line and what is
+wrong, arrays move between its layout and the canonical one, checks the course cannot
+answer are dropped, and every mistake costs, under the course's names and layouts,
+exactly what it costs under the canonical assignment."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from variant_grading import SUBMISSIONS, grade, student_from, summary
+
+import reference.cnn
+from grader.assignment import available, named
+from grader.contract.adapt import course_reference
+from grader.contract.build import dropped_checks, in_process_student
+from grader.contract.layout import LayoutMismatch, from_course, to_course
+from grader.contract.model import Canonical, ContractError, load_contract
+from grader.oracle import ReferenceOracle
+from grader.source import load
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSES = ["fman45", "cs231n"]
+CNN_VARIANTS = SUBMISSIONS / "cnn_variants"
+
+
+@pytest.fixture(scope="module")
+def assignments():
+    return available()
+
+
+# ------------------------------------------------------------------ the language
+def test_the_canonical_contract_is_the_references_own_signatures():
+    canonical = Canonical.of("cnn")
+    for function, params in canonical.calls.items():
+        names = tuple(inspect.signature(getattr(reference.cnn, function)).parameters)
+        assert tuple(p.source for p in params) == names, function
+
+
+@pytest.mark.parametrize("canonical", ["NHWC", "HWIO", "ND", "O"])
+def test_every_course_layout_round_trips(canonical):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(tuple(range(2, 2 + len(canonical))))
+    for order in itertools.permutations(canonical):
+        for course in ("".join(order), "".join(order) + "1", "1" + "".join(order)):
+            there = to_course(x, canonical, course)
+            assert there.ndim == len(course) and there.flags.c_contiguous
+            assert [there.shape[course.index(c)] for c in canonical] == list(x.shape)
+            back = from_course(there, canonical, course, "y")
+            np.testing.assert_array_equal(back, x)
+
+
+def test_an_array_not_in_the_courses_layout_is_refused_with_its_shape():
+    with pytest.raises(LayoutMismatch, match=r"db has shape \(3,\); the course's layout is \(O, 1\)"):
+        from_course(np.zeros(3), "O", "O1", "db")
+    with pytest.raises(LayoutMismatch, match=r"shape \(3, 2\)"):
+        from_course(np.zeros((3, 2)), "O", "O1", "db")
+
+
+GOOD = """[course]
+name = "mini"
+file_name = "layers.py"
+based_on = "cnn"
+
+[functions.dense]
+implements = "linear_forward"
+call = "X=x:DN W=w:OD b:O1"
+returns = "Z=y:ON"
+points = 10
+"""
+
+
+@pytest.mark.parametrize("change, line, words", [
+    (('call = "X=x:DN W=w:OD b:O1"', 'call = "X=x:DQ W=w:OD b:O1"'), 8, "does not hold the axes 'ND'"),
+    (('call = "X=x:DN W=w:OD b:O1"', 'call = "X=x:DN W=w:OD b:O1 stride"'), 8, "has no argument 'stride'"),
+    (('call = "X=x:DN W=w:OD b:O1"', 'call = "X=x:DN W=w:OD"'), 8, "b reach no parameter"),
+    (('implements = "linear_forward"', 'implements = "linear_forwards"'), 7, "did you mean 'linear_forward'"),
+    (('returns = "Z=y:ON"', 'returns = "Z=y:ON"\nstrides = 2'), 10, "unknown key 'strides'"),
+    (('points = 10\n', 'points = 10\n\n[functions.dense]\nimplements = "relu_forward"\n'), 12, "not valid TOML"),
+    (('based_on = "cnn"', 'based_on = "cnm"'), 4, "no canonical contract"),
+    (('call = "X=x:DN W=w:OD b:O1"', 'call = "X=x:DN X=w:OD b:O1"'), 8, "listed twice"),
+])
+def test_a_contract_with_an_error_is_refused_with_its_line(tmp_path, change, line, words):
+    path = tmp_path / "contract.toml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(ContractError) as caught:
+        load_contract(path)
+    assert words in str(caught.value)
+    assert f"line {line}" in str(caught.value), str(caught.value)
+
+
+def test_the_good_contract_loads(tmp_path):
+    (tmp_path / "contract.toml").write_text(GOOD)
+    contract = load_contract(tmp_path / "contract.toml")
+    assert list(contract.functions) == ["dense"]
+
+
+# ------------------------------------------------------------------ the shipped courses
+def test_the_shipped_courses_weigh_100_points_and_name_their_own_functions(assignments):
+    for name in COURSES:
+        course = assignments[name]
+        assert abs(course.max_score - 100) < 1e-6
+        by_function = {}
+        for check in course.checks:
+            by_function[check.function] = by_function.get(check.function, 0) + check.points
+        for function, spec in course.contract.functions.items():
+            shown = next(f for f in by_function if function in f.split(" + "))
+            expected = sum(p.points for p in course.contract.implementing(spec.implements))
+            assert abs(by_function[shown] - expected) < 1e-4, function
+
+
+def test_checks_the_course_cannot_answer_are_dropped_and_named(assignments, tmp_path):
+    text = (ROOT / "assignments" / "cs231n" / "contract.toml").read_text()
+    # A course whose pooling takes no stride and no size: only 2x2, stride 2.
+    text = text.replace('call = "x:NCHW pool_param={pool_height:size,pool_width:size,stride}"',
+                        'call = "x:NCHW"\nfixed = { size = 3, stride = 3 }')
+    (tmp_path / "contract.toml").write_text(text)
+    contract = load_contract(tmp_path / "contract.toml")
+    dropped = dropped_checks(contract)
+    assert dropped and all(d.startswith("maxpool_") for d in dropped)
+
+
+def _dressed(contract, path: Path) -> types.ModuleType:
+    """A canonical cnn variant, rewritten (by the adapter's inverse) in the course's convention."""
+    code = load(path, path.name)
+    namespace = types.ModuleType(path.stem)
+    exec(compile(code.text, str(path), "exec"), namespace.__dict__)  # noqa: S102 - our own test files
+    return course_reference(contract, namespace)
+
+
+@pytest.mark.parametrize("course", COURSES)
+@pytest.mark.parametrize("variant", sorted(p.name for p in CNN_VARIANTS.glob("*.py")))
+def test_every_mistake_costs_the_same_under_the_courses_names_and_layouts(assignments, course, variant):
+    """Each cnn variant, dressed in the course's convention, fails the same checks (of the
+    functions the course has) with the same diagnoses as under cnn."""
+    cnn, graded_course = assignments["cnn"], assignments[course]
+    contract = graded_course.contract
+    oracle = ReferenceOracle("reference.cnn")
+    canonical = grade(cnn, student_from(CNN_VARIANTS / variant, cnn.functions), oracle, seed=11)
+    dressed = in_process_student(contract, _dressed(contract, CNN_VARIANTS / variant), reference.cnn)
+    results = grade(graded_course, dressed, oracle, seed=11)
+
+    def key(check_id: str) -> tuple[str, str]:  # (canonical function, check name)
+        function, name = check_id.split(".", 1)
+        return (contract.functions[function].implements if function in contract.functions else function, name)
+
+    kept = {key(c.id) for c in graded_course.checks}
+    # A backward that takes its forward's cache cannot be called where that forward fails:
+    # it loses its checks too, named as such (submission.forward_failed), and nothing else.
+    cascaded = {key(r.id) for r in results if r.diagnoses == ["submission.forward_failed"]}
+    lost = {key(r.id) for r in results if not r.passed and r.max_score > 0} - cascaded
+    expected = {(r.function, r.id.split(".", 1)[1]) for r in canonical if not r.passed and r.max_score > 0}
+    assert lost == expected & kept, json.dumps(summary(results)["failed"], indent=1)
+    forwards_lost = {f for f, _ in expected}
+    for function, _ in cascaded:
+        takes = [p.cache_of for part in contract.implementing(function) for p in part.call if p.kind == "cache"]
+        assert any(contract.functions[f].implements in forwards_lost for f in takes), function
+    codes = {d for r in results if key(r.id) in expected for d in r.diagnoses}
+    assert codes == {d for r in canonical if (r.function, r.id.split(".", 1)[1]) in lost for d in r.diagnoses}
+    if not lost:
+        assert sum(r.score for r in results) == pytest.approx(graded_course.max_score)
