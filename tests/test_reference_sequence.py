@@ -1,4 +1,5 @@
-"""Tests of the batched sequence layers (reference/sequence.py).
+"""Tests of the batched sequence layers (reference/sequence.py) and of the LSTM's
+mistake models (reference/sequence_mistakes.py).
 
 Expected values come from outside the code under test: per-example loops written
 out here in the slides' column-vector form, reference/rnn.py, central finite
@@ -13,6 +14,7 @@ import pytest
 
 from reference import rnn as single
 from reference import sequence as seq
+from reference import sequence_mistakes as mistakes
 
 # ----------------------------------------------------------------------------
 # helpers
@@ -540,3 +542,130 @@ def test_embedding_and_loss_match_torch():
     (out_t * torch.tensor(dout)).sum().backward()
     assert np.array_equal(seq.word_embedding_forward(x, E), out_t.detach().numpy())
     assert rel_error(seq.word_embedding_backward(dout, x, E), E_t.grad.numpy()) < 1e-13
+
+
+# ----------------------------------------------------------------------------
+# LSTM mistake models
+# ----------------------------------------------------------------------------
+
+def mistake_case(seed, N=2, T=4, D=3, H=3):
+    rng = np.random.default_rng(seed)
+    step = lstm_step_args(rng, N, D, H)
+    sequence = rnn_args(rng, N, T, D, H, gates=4)
+    return step, sequence, rng.normal(size=(N, H)), rng.normal(size=(N, H)), rng.normal(size=(N, T, H))
+
+
+def outputs(models, names):
+    """{code: [tuple per form]} from {name: {code: [output per form]}}."""
+    codes = models[names[0]]
+    return {code: list(zip(*(models[name][code] for name in names))) for code in codes}
+
+
+def test_models_without_a_switch_are_the_reference():
+    step, sequence, dh, dc, dhs = mistake_case(24)
+    for got, want in [
+        (mistakes.step_forward(**step), seq.lstm_step_forward(**step)),
+        (mistakes.step_backward(dh, dc, **step), seq.lstm_step_backward(dh, dc, **step)),
+        ((mistakes.forward(**sequence),), (seq.lstm_forward(**sequence),)),
+        (mistakes.backward(dhs, **sequence), seq.lstm_backward(dhs, **sequence)),
+    ]:
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert rel_error(g, w) < 1e-12
+
+
+@pytest.mark.parametrize("seed", [25, 26])
+def test_every_mistake_form_differs_from_the_reference(seed):
+    """A check can tell each form from the right answer: some output differs by far."""
+    step, sequence, dh, dc, dhs = mistake_case(seed)
+    cases = [
+        (mistakes.step_forward_models(**step), ("h", "c"), seq.lstm_step_forward(**step)),
+        ({"h": mistakes.forward_models(**sequence)}, ("h",), (seq.lstm_forward(**sequence),)),
+        (mistakes.step_backward_models(dh, dc, **step), mistakes.STEP_GRADS,
+         seq.lstm_step_backward(dh, dc, **step)),
+        (mistakes.backward_models(dhs, **sequence), mistakes.SEQUENCE_GRADS,
+         seq.lstm_backward(dhs, **sequence)),
+    ]
+    seen = set()
+    for models, names, reference in cases:
+        for code, forms in outputs(models, names).items():
+            seen.add(code)
+            assert forms, code
+            for k, form in enumerate(forms):
+                worst = max(rel_error(g, w) for g, w in zip(form, reference))
+                assert worst > 1e-2, f"{code} form {k} is the reference ({worst:.1e})"
+    assert seen == {mistakes.GATE_ORDER, mistakes.NO_FORGET_PATH, mistakes.DC_PREV_MISSING}
+    assert len(outputs(cases[0][0], ("h", "c"))[mistakes.GATE_ORDER]) == 23
+
+
+# Students who made each mistake, written as such code is (loops over time, the
+# mistake in one line), independently of the models.
+
+def student_step(x, h_prev, c_prev, U, W, b, order="ifog"):
+    H = h_prev.shape[1]
+    a = x @ U.T + h_prev @ W.T + b
+    blocks = {name: a[:, k * H:(k + 1) * H] for k, name in enumerate(order)}
+    i, f, o, g = sigmoid(blocks["i"]), sigmoid(blocks["f"]), sigmoid(blocks["o"]), np.tanh(blocks["g"])
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c, (i, f, o, g)
+
+
+def student_backward(dh, x, h0, U, W, b, carry_dc=True, order="ifog"):
+    N, T, _ = x.shape
+    H = h0.shape[1]
+    hs, cs, gs = [h0], [np.zeros((N, H))], []
+    for t in range(T):
+        h, c, gates = student_step(x[:, t], hs[-1], cs[-1], U, W, b, order)
+        hs.append(h), cs.append(c), gs.append(gates)
+    dx, dU, dW, db = np.zeros_like(x), np.zeros_like(U), np.zeros_like(W), np.zeros_like(b)
+    dnext_h, dnext_c = np.zeros((N, H)), np.zeros((N, H))
+    for t in range(T - 1, -1, -1):
+        i, f, o, g = gs[t]
+        dht = dh[:, t] + dnext_h
+        dct = dnext_c + dht * o * (1 - np.tanh(cs[t + 1]) ** 2)
+        d = {"i": dct * g * i * (1 - i), "f": dct * cs[t] * f * (1 - f),
+             "o": dht * np.tanh(cs[t + 1]) * o * (1 - o), "g": dct * i * (1 - g ** 2)}
+        da = np.hstack([d[name] for name in order])
+        dx[:, t] = da @ U
+        dU += da.T @ x[:, t]
+        dW += da.T @ hs[t]
+        db += da.sum(axis=0)
+        dnext_h = da @ W
+        dnext_c = dct * f if carry_dc else np.zeros((N, H))   # the mistake: nothing carried
+    return dx, dnext_h, dU, dW, db
+
+
+def explained_by(models, names, got):
+    """Codes with a form that matches every output of `got`."""
+    return {code for code, forms in outputs(models, names).items()
+            if any(all(rel_error(g, f) < 1e-9 for g, f in zip(got, form)) for form in forms)}
+
+
+def test_models_explain_students_who_made_the_mistake():
+    step, sequence, dh, dc, dhs = mistake_case(27)
+
+    swapped = student_step(**step, order="ifgo")[:2]                 # torch's order, not ours
+    assert explained_by(mistakes.step_forward_models(**step), ("h", "c"), swapped) == {mistakes.GATE_ORDER}
+    models = mistakes.backward_models(dhs, **sequence)
+    swapped = student_backward(dhs, **sequence, order="gifo")
+    assert explained_by(models, mistakes.SEQUENCE_GRADS, swapped) == {mistakes.GATE_ORDER}
+
+    no_carry = student_backward(dhs, **sequence, carry_dc=False)
+    assert explained_by(models, mistakes.SEQUENCE_GRADS, no_carry) == {mistakes.NO_FORGET_PATH}
+    right = student_backward(dhs, **sequence)
+    assert all(rel_error(g, w) < 1e-12 for g, w in zip(right, seq.lstm_backward(dhs, **sequence)))
+    assert explained_by(models, mistakes.SEQUENCE_GRADS, right) == set()
+
+    dx, dh_prev, _, dU, dW, db = seq.lstm_step_backward(dh, dc, **step)
+    forgot_dc_prev = (dx, dh_prev, np.zeros_like(dh_prev), dU, dW, db)   # returns zeros for dprev_c
+    models = mistakes.step_backward_models(dh, dc, **step)
+    assert explained_by(models, mistakes.STEP_GRADS, forgot_dc_prev) == {mistakes.DC_PREV_MISSING}
+
+
+def test_mistake_codes_are_in_the_catalogue():
+    from grader.diagnoses import CATALOGUE
+
+    for code in (mistakes.GATE_ORDER, mistakes.NO_FORGET_PATH, mistakes.DC_PREV_MISSING):
+        assert code.startswith("lstm.")
+        entry = CATALOGUE[code]
+        assert entry.sentence.endswith(".") and entry.hint.endswith(".")
