@@ -29,6 +29,12 @@ class Assignment:
     notes: list[str] = field(default_factory=list)
     contract: object | None = None  # a course's contract (grader.contract.model.Contract), or None
 
+    @property
+    def callable_functions(self) -> tuple[str, ...]:
+        """Every function of the submission the checks may call: those students write and,
+        for a course, the course's own code in the same file."""
+        return self.functions if self.contract is None else tuple(self.contract.functions)
+
     def student(self, call, session=None):
         """What the checks call `student`: the canonical functions, turned into a course's
         own calls when the assignment is a course's contract. `call(function, args,

@@ -167,7 +167,7 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
     banned += toolkit_imports(code.text, code.tree, [name for _, name in copies],
                               PurePosixPath(main_copy).parent.as_posix().strip('.'))
     workdir = slot.new_workdir(copies)
-    session = StudentSession(slot, workdir, code, list(assignment.functions), options.limits, main_copy)
+    session = StudentSession(slot, workdir, code, list(assignment.callable_functions), options.limits, main_copy)
     try:
         report = session.start()
         student = assignment.student(session.call, session)
@@ -185,6 +185,13 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
         notes.append("Imports the assignment forbids were refused: " + (lines or ", ".join(blocked)))
     if code.skipped_cells:
         diagnoses.add("submission.syntax_error")
+    if assignment.contract is not None:
+        from grader.contract.build import layout_note
+
+        failed = {part for c in checks if not c.passed for part in c.function.split(" + ")}
+        note = layout_note(assignment.contract, failed)
+        if note:
+            notes.append(note)
     missing = [f for f in assignment.functions if report.functions.get(f, "missing") != "function"]
     if missing and report.failure is None:
         notes.append("Not defined: " + ", ".join(missing))

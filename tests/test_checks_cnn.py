@@ -50,6 +50,7 @@ BUGGY = {
     "pool_grad_overwritten": ({"pool.grad_overwritten_on_overlap"}, "maxpool_backward"),
     "softmax_unstable": ({"softmax.unstable"}, "softmax_cross_entropy"),
     "softmax_min_shift": ({"softmax.min_shift"}, "softmax_cross_entropy"),
+    "softmax_labels_shifted": ({"softmax.labels_shifted"}, "softmax_cross_entropy"),
     "softmax_not_averaged": ({"softmax.not_averaged"}, "softmax_cross_entropy"),
     "linear_transposed": ({"linear.weights_transposed"}, "linear_forward"),
     "linear_transposed_backward": ({"linear.weights_transposed"}, "linear_backward"),

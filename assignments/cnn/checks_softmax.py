@@ -35,7 +35,7 @@ def softmax_shapes(student, rng):
 def _against_reference(loss, dz, z, labels, oracle, tolerance) -> None:
     """The student's loss and dz against the reference's, naming the mistake models they match."""
     ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
-    loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz)
+    loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz, z, labels)
     evidence = Evidence(tolerance)
     evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
     evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)

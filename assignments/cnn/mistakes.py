@@ -70,6 +70,11 @@ MIN_SHIFT = register(
     "overflows (NaN or inf).",
     "Shift by the largest score instead: softmax(z) = softmax(z - max(z)) holds for any shift, and "
     "only the maximum makes every exponent <= 0.").code
+LABELS_SHIFTED = register(
+    "softmax.labels_shifted",
+    "The loss or its gradient uses label - 1 (or label + 1): it is computed for the wrong class.",
+    "Labels here are 0-based, and the class of example n is labels[n] exactly: do not shift them. "
+    "(A shift in place also changes the caller's labels.)").code
 NOT_AVERAGED = register(
     "softmax.not_averaged",
     "The loss or its gradient is summed over the batch instead of averaged.",
@@ -197,10 +202,18 @@ def linear_backward_models(dy, x, w) -> dict[str, dict[str, list]]:
             "db": {}}
 
 
-def softmax_models(loss: float, dz: np.ndarray) -> tuple[dict, dict]:
+def softmax_models(loss: float, dz: np.ndarray, z: np.ndarray | None = None,
+                   labels: np.ndarray | None = None) -> tuple[dict, dict]:
     n = dz.shape[0]
-    return ({NOT_AVERAGED: [np.asarray(loss * n)] if n > 1 else []},
-            {NOT_AVERAGED: [dz * n] if n > 1 else []})
+    loss_models = {NOT_AVERAGED: [np.asarray(loss * n)] if n > 1 else []}
+    dz_models = {NOT_AVERAGED: [dz * n] if n > 1 else []}
+    if z is not None and labels is not None:
+        # labels - 1, as one year's FMAN45 skeleton wrote in the backward (0 becomes -1: the last class)
+        shifted = (np.asarray(labels) - 1) % z.shape[1]
+        shifted_loss, shifted_dz = naive_softmax_cross_entropy(z - z.max(axis=1, keepdims=True), shifted)
+        loss_models[LABELS_SHIFTED] = [np.asarray(shifted_loss)]
+        dz_models[LABELS_SHIFTED] = [shifted_dz / n]
+    return loss_models, dz_models
 
 
 def min_shift_softmax_cross_entropy(z, labels):
@@ -210,9 +223,11 @@ def min_shift_softmax_cross_entropy(z, labels):
 
 
 def naive_softmax_cross_entropy(z, labels):
-    """Without the max subtraction: what an unstable implementation computes."""
+    """Without the max subtraction: what an unstable implementation computes. -> (loss,
+    softmax - onehot), the gradient not yet divided by N."""
     with np.errstate(all="ignore"):
         e = np.exp(z)
         p = e / e.sum(axis=1, keepdims=True)
         loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
+        p[np.arange(len(labels)), labels] -= 1
     return loss, p

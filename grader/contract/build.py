@@ -30,7 +30,7 @@ DRY_RUN_SEEDS = (None, 1, 2)
 
 def display_name(contract: Contract, canonical_function: str) -> str:
     """The course's name(s) for a canonical function: "softmaxloss_forward + softmaxloss_backward"."""
-    return " + ".join(f.name for f in contract.implementing(canonical_function))
+    return " + ".join(f.name for f in contract.implementing(canonical_function, graded=True))
 
 
 def in_process_student(contract: Contract, module, reference) -> Proxy:
@@ -72,7 +72,7 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
     else:
         base = named(contract.info.based_on)
     reference = importlib.import_module(base.reference_module)
-    implemented = set(contract.canonical_functions)
+    implemented = {f.implements for f in contract.functions.values() if f.graded}
     totals: dict[str, float] = {}
     for c in base.checks:
         totals[c.function] = totals.get(c.function, 0.0) + c.points
@@ -82,21 +82,28 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
     for c in base.checks:
         if c.function in implemented:
             short = c.id.split(".", 1)[1]
-            candidates.append(dataclasses.replace(c, id=f"{contract.implementing(c.function)[0].name}.{short}",
+            candidates.append(dataclasses.replace(c, id=f"{contract.implementing(c.function, graded=True)[0].name}.{short}",
                                                   function=display_name(contract, c.function)))
-        elif c.points == 0:
-            candidates.append(c)  # a composite check (the whole network): the dry run decides
+        elif c.points == 0 and c.function not in contract.canonical_functions:
+            candidates.append(c)  # a check across layers (the whole network): the dry run decides
     kept = _applicable(contract, candidates, reference)
-    # Each function's checks share the course's points for it, in the canonical proportions.
-    totals: dict[str, float] = {}
-    for c in kept:
-        totals[c.function] = totals.get(c.function, 0.0) + c.points
-    course_points = {display_name(contract, f): sum(p.points for p in contract.implementing(f)) for f in implemented}
-    registry = Registry([dataclasses.replace(c, points=round(course_points[c.function] * c.points / totals[c.function], 6))
-                         if c.function in course_points and totals[c.function] else c for c in kept])
+    # Each function's checks share the course's points for it, in the canonical proportions;
+    # the largest absorbs the rounding, so that the function's total is exact.
+    points = {c.id: c.points for c in kept}
+    for function in implemented:
+        mine = [c for c in kept if c.function == display_name(contract, function)]
+        total = sum(c.points for c in mine)
+        target = sum(p.points for p in contract.implementing(function, graded=True))
+        if not mine or not total:
+            continue
+        for c in mine:
+            points[c.id] = round(target * c.points / total, 6)
+        largest = max(mine, key=lambda c: c.points)
+        points[largest.id] = round(points[largest.id] + target - sum(points[c.id] for c in mine), 6)
+    registry = Registry([dataclasses.replace(c, points=points[c.id]) for c in kept])
     return Assignment(
         name=contract.name, title=contract.info.title or contract.name, file_name=contract.info.file_name,
-        functions=tuple(contract.functions), registry=registry, reference_module=base.reference_module,
+        functions=tuple(contract.graded_functions), registry=registry, reference_module=base.reference_module,
         forbidden_imports=tuple(contract.info.forbidden_imports or base.forbidden_imports),
         notes=list(base.notes), contract=contract,
     )
@@ -106,8 +113,8 @@ def dropped_checks(contract: Contract) -> list[str]:
     """The ids of the canonical checks that do not apply to the course (for its README)."""
     built = {c.id.split(".", 1)[1] for c in build_assignment(contract).checks}
     base = named(contract.info.based_on)
-    return [c.id for c in base.checks if c.function in contract.canonical_functions
-            and c.id.split(".", 1)[1] not in built]
+    graded = {f.implements for f in contract.functions.values() if f.graded}
+    return [c.id for c in base.checks if c.function in graded and c.id.split(".", 1)[1] not in built]
 
 
 def _applicable(contract: Contract, checks: list[Check], reference) -> list[Check]:
@@ -142,3 +149,23 @@ def _dry_run(check: Check, contract: Contract, module, reference, oracle) -> str
             return "drop"
         answered += adapter.in_contract
     return "pass" if answered or check.kind == "performance" else "drop"
+
+
+def layout_note(contract: Contract, functions: set[str]) -> str | None:
+    """For a page: the messages of the failed `functions` (course names) give shapes and
+    positions in the canonical layout; say how each array's axes map to the course's."""
+    pairs = []
+    for name in sorted(functions):
+        part = contract.functions.get(name)
+        if part is None:
+            continue
+        for p in part.call:
+            if p.kind == "value" and p.layout:
+                canonical = contract.canonical.layout_of(part.implements, p.source)
+                if canonical != p.layout:
+                    pairs.append(f"{name}'s {p.name} ({', '.join(p.layout)}) is {p.source} "
+                                 f"({', '.join(canonical)})")
+    if not pairs:
+        return None
+    return ("Shapes and positions in the messages below are in nngrade's canonical layout, "
+            "not the course's: " + "; ".join(pairs) + ".")

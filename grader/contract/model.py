@@ -5,13 +5,14 @@
     title = "FMAN45 Assignment 3"
     file_name = "layers.py"             # the file students hand in
     based_on = "cnn"                    # the canonical assignment whose checks are used
-    provided = ["maxpooling_forward"]   # course code in the same file, not graded
+    provided = ["maxpooling_forward"]   # course code in the same file, named for the docs
 
     [functions.fully_connected_forward] # the course's name for it
     implements = "linear_forward"       # the canonical function it is
     call = "X=x:DN W=w:OD b:O1"         # its parameters in order (grader/contract/signature.py)
     returns = "y:ON"
     points = 10
+    graded = false                      # course code the students' file holds (checks across layers use it)
     fixed = { stride = 1 }              # canonical arguments it does not take, and their value
     only_when = "(x.shape[1] - size) % stride == 0"   # where the course defines it (canonical names)
 
@@ -92,7 +93,8 @@ class FunctionSpec(BaseModel):
     implements: str
     call: str
     returns: str
-    points: NonNegativeFloat
+    points: NonNegativeFloat = 0.0
+    graded: bool = True  # false: course code in the students' file, used by checks across layers
     fixed: dict[str, int | float | str | bool] = Field(default_factory=dict)
     only_when: str = ""  # a condition on the canonical arguments; checks outside it do not apply
     description: str = ""
@@ -112,6 +114,7 @@ class CourseFunction:
         self.name = name
         self.implements = spec.implements
         self.points = float(spec.points)
+        self.graded = spec.graded
         self.fixed = dict(spec.fixed)
         self.only_when = spec.only_when
         self.condition = compile(spec.only_when, f"only_when of {name}", "eval") if spec.only_when else None
@@ -136,12 +139,24 @@ class Contract:
     def name(self) -> str:
         return self.info.name
 
-    def implementing(self, canonical_function: str) -> list[CourseFunction]:
-        return [f for f in self.functions.values() if f.implements == canonical_function]
+    def implementing(self, canonical_function: str, graded: bool | None = None) -> list[CourseFunction]:
+        """The course functions behind a canonical one (`graded`: only those students write,
+        or only the course's own code; None: all). A canonical function is answered by the
+        students' functions where they implement it, else by the course's code."""
+        found = [f for f in self.functions.values() if f.implements == canonical_function]
+        if graded is None:
+            students = [f for f in found if f.graded]
+            return students or found
+        return [f for f in found if f.graded == graded]
 
     @property
     def canonical_functions(self) -> list[str]:
         return list(dict.fromkeys(f.implements for f in self.functions.values()))
+
+    @property
+    def graded_functions(self) -> list[str]:
+        """The course's names of the functions students write."""
+        return [f.name for f in self.functions.values() if f.graded]
 
 
 def load_contract(path: str | Path) -> Contract:
@@ -201,6 +216,8 @@ def _validate(parsed: ContractFile, text: str, path: Path) -> Contract:
         _check_call(function, canonical, fail)
         functions[name] = function
     for function in functions.values():
+        if not function.graded and function.points:
+            fail(function.name, "points", "a function students do not write (graded = false) has no points")
         for p in function.call:
             if p.kind == "cache":
                 source = functions.get(p.cache_of)
