@@ -35,6 +35,19 @@ class Assignment:
         for a course, the course's own code in the same file."""
         return self.functions if self.contract is None else tuple(self.contract.functions)
 
+    def course_fixtures(self, call, session=None) -> dict:
+        """For a course's own checks: `course` calls the submission's functions as the course
+        writes them (its names, layouts, caches as handles), `course_oracle` answers the same
+        calls from the reference. Empty for a canonical assignment."""
+        if self.contract is None:
+            return {}
+        from grader.contract.adapt import course_reference
+        from grader.proxy import Proxy
+
+        reference = importlib.import_module(self.reference_module)
+        return {"course": Proxy(lambda f, a, k: call(f, a, k), list(self.contract.functions), session),
+                "course_oracle": course_reference(self.contract, reference)}
+
     def student(self, call, session=None):
         """What the checks call `student`: the canonical functions, turned into a course's
         own calls when the assignment is a course's contract. `call(function, args,
@@ -80,17 +93,23 @@ def available() -> dict[str, Assignment]:
 
 
 CONTRACT_FILE = "contract.toml"
-_built: dict[tuple[str, float], Assignment] = {}
+_built: dict[tuple, Assignment] = {}
 
 
 def course_assignment(path: Path, canonical: dict[str, Assignment] | None = None) -> Assignment:
-    """The assignment a course's contract file describes (built once per file version)."""
+    """The assignment a course's folder (or its contract file) describes: the contract, and
+    the course's own checks in `checks.py` beside it when there is one (built once per
+    version of the files)."""
     from grader.contract.build import build_assignment
     from grader.contract.model import load_contract
 
-    key = (str(path.resolve()), path.stat().st_mtime)
+    folder = path if path.is_dir() else path.parent
+    contract_path = folder / CONTRACT_FILE
+    extra = folder / "checks.py"
+    key = (str(folder.resolve()), contract_path.stat().st_mtime, extra.stat().st_mtime if extra.is_file() else 0)
     if key not in _built:
-        _built[key] = build_assignment(load_contract(path), canonical)
+        _built[key] = build_assignment(load_contract(contract_path), canonical,
+                                       extra if extra.is_file() else None)
     return _built[key]
 
 

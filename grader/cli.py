@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "student), a class zip (Canvas, Moodle), or a single .py / .ipynb file")
     parser.add_argument("--assignment", "-a", metavar="NAME",
                         help="the assignment (cnn, rnn); left out, it is inferred from the files")
+    parser.add_argument("--course", type=Path, metavar="FOLDER",
+                        help="grade against your own course: a folder holding contract.toml (your names, "
+                        "argument orders and layouts), and optionally checks.py (see README, 'Your own course')")
     parser.add_argument("--out", "-o", type=Path, default=Path("reports"), metavar="DIR",
                         help="output folder (default: reports/)")
     parser.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
@@ -154,6 +157,8 @@ def grade(args) -> int:
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
     assignments = available()
+    if args.course is not None:
+        assignments = {**assignments, **_course(args)}
     kit = kit_marker()
     if kit is not None:
         # A student kit: its one assignment, recorded expected values, the portable worker.
@@ -166,6 +171,24 @@ def grade(args) -> int:
         if path.suffix.lower() == ".zip" and path.is_file():
             path, warnings = _extract_class(path, Path(scratch), {a.file_name for a in assignments.values()})
         return _grade_path(args, path, assignments, warnings, kit is not None)
+
+
+def _course(args) -> dict:
+    """`--course FOLDER`: the assignment its contract describes, the only one this run grades."""
+    from grader.assignment import CONTRACT_FILE, course_assignment
+    from grader.contract.model import ContractError
+
+    folder = args.course
+    if not (folder / CONTRACT_FILE).is_file():
+        raise UsageError(f"--course {folder}: no {CONTRACT_FILE} there (see README, 'Your own course')")
+    try:
+        course = course_assignment(folder)
+    except ContractError as exc:
+        raise UsageError(str(exc)) from None
+    if args.assignment not in (None, course.name):
+        raise UsageError(f"--course {folder} is assignment {course.name!r}, not {args.assignment!r}")
+    args.assignment = course.name
+    return {course.name: course}
 
 
 def _extract_class(zip_path: Path, scratch: Path, contract_files: set[str]) -> tuple[Path, list[str]]:
@@ -267,7 +290,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         jobs=args.jobs, sandbox=sandbox, seed=seed,
         # bubblewrap hides the class (each worker gets a copy of its own files) and the output.
         hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
-              out.resolve()],
+              out.resolve()] + ([args.course.resolve()] if getattr(args, "course", None) else []),
     )
     options.config = sandbox_config(options, assignment)
     try:
@@ -347,6 +370,9 @@ def _probe_targets(config, assignment, subs, path: Path, out: Path, store) -> di
     solution = [file for folder in config.toolkit_paths if folder.is_dir()
                 for file in sorted(folder.rglob("*.py"))[:4]
                 if "worker" not in file.parts and file != folder / "__init__.py"]
+    if assignment.contract is not None:  # a course's own folder: its contract and checks
+        solution += [p for p in (assignment.contract.path, assignment.contract.path.parent / "checks.py")
+                     if p.is_file()]
     classmates = [path.resolve()] + [s.main.resolve() for s in subs[:1] if s.main is not None]
     return probe_targets(config, solution, classmates, [store.state / "key", store.journal_path], out)
 
@@ -447,6 +473,9 @@ def build_kit_command(argv: list[str]) -> int:
         if kit_marker() is not None:
             raise KitError("this is a student kit: kits are built from the instructor's toolkit")
         assignment, config = _configured(named(args.assignment), args.config)
+        if assignment.contract is not None:
+            raise KitError(f"'{args.assignment}' is a course's contract: its self-check kit is not built yet "
+                           "(students of a course check their work with the course's own tests)")
         archive = build_kit(assignment, args.out, config.tolerances_over() if config else DEFAULT_TOLERANCES)
     except (KitError, UsageError, UnknownAssignment) as exc:
         print(f"grade kit: error: {exc}", file=sys.stderr)

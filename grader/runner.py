@@ -45,7 +45,8 @@ def sandbox_config(options: RunOptions, assignment: Assignment) -> SandboxConfig
     return options.config
 
 
-def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int | None = None) -> CheckResult:
+def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int | None = None,
+              fixtures: dict | None = None) -> CheckResult:
     """Run one check; whatever happens, return its result. With a run `seed` the check's
     inputs come from (seed, check.seed), so they cannot be known before the run; without
     one from check.seed alone, the same every time (the kit, whose values are recorded)."""
@@ -56,7 +57,7 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
     rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
     try:
         returned = check.call(student=student, oracle=oracle, rng=rng, tolerance=tolerances,
-                              fresh_inputs=seed is not None)
+                              fresh_inputs=seed is not None, **(fixtures or {}))
         passed = True
         if isinstance(returned, dict):  # a passing check may report numbers and a note
             details, message = returned, str(returned.get("note", ""))
@@ -171,7 +172,9 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
     try:
         report = session.start()
         student = assignment.student(session.call, session)
-        checks = [run_check(c, student, oracle, options.tolerances, options.seed) for c in assignment.checks]
+        fixtures = assignment.course_fixtures(session.call, session)
+        checks = [run_check(c, student, oracle, options.tolerances, options.seed, fixtures)
+                  for c in assignment.checks]
     finally:
         session.close()
         slot.cleanup(workdir)

@@ -204,3 +204,51 @@ def test_the_bundled_course_examples_grade_as_their_files_say(tmp_path, course, 
             assert got[student]["score"] == pytest.approx(score), student
         else:
             assert 50 < got[student]["score"] < 100, student
+
+
+# ------------------------------------------------------------------ your own course, from the README
+def _readme_blocks(section: str) -> dict[str, str]:
+    text = (ROOT / "README.md").read_text()
+    body = text[text.index(f"### {section}"):]
+    body = body[:body.index("\n## ")]
+    import re
+
+    return {lang: code for lang, code in re.findall(r"```(\w+)\n(.*?)```", body, flags=re.S)}
+
+
+def test_a_course_built_from_the_readme_alone_grades_like_a_shipped_one(tmp_path):
+    from grader.cli import main
+
+    blocks = _readme_blocks("Your own course")
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / "contract.toml").write_text(blocks["toml"])
+    (folder / "checks.py").write_text(blocks["python"])
+    cls = tmp_path / "class"
+    for student, forward in (("right", "W @ X + b"), ("no_bias", "W @ X")):
+        (cls / student).mkdir(parents=True)
+        (cls / student / "dense.py").write_text(
+            "import numpy as np\n\n"
+            f"def dense_forward(X, W, b):\n    return {forward}\n\n"
+            "def dense_backward(dZ, X, W, b):\n    return W.T @ dZ, dZ @ X.T, dZ.sum(axis=1, keepdims=True)\n")
+    out = tmp_path / "out"
+    assert main([str(cls), "--course", str(folder), "--out", str(out), "-q", "--sandbox", "none"]) == 0
+    got = {s["student"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
+    assert got["right"]["score"] == got["right"]["max_score"] == 110  # 100 in the contract, 10 of its own
+    lost = {c["id"] for c in got["no_bias"]["checks"] if not c["passed"]}
+    assert "dense_forward.one_example_as_a_column" in lost and all(i.startswith("dense_forward.") for i in lost)
+
+
+def test_a_course_whose_own_check_fails_on_the_reference_is_refused(tmp_path, capsys):
+    from grader.cli import main
+
+    blocks = _readme_blocks("Your own course")
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / "contract.toml").write_text(blocks["toml"])
+    (folder / "checks.py").write_text(blocks["python"].replace("np.allclose(got, expected)",
+                                                                "np.allclose(got, expected + 1)"))
+    (tmp_path / "class").mkdir()
+    assert main([str(tmp_path / "class"), "--course", str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "one_example_as_a_column" in err and "Traceback" not in err

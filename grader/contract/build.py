@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +68,11 @@ def _proxied(contract: Contract) -> list[str]:
     return contract.canonical_functions
 
 
-def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None = None) -> Assignment:
+def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None = None,
+                     extra_checks: Path | None = None) -> Assignment:
+    """`extra_checks`: a course's own checks (a `checks.py` defining `registry`), written
+    with the fixtures `course` (the submission's functions as the course writes them) and
+    `course_oracle` (the reference answering the same calls)."""
     if canonical is not None and contract.info.based_on in canonical:
         base = canonical[contract.info.based_on]
     else:
@@ -86,12 +92,14 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
                                                   function=display_name(contract, c.function)))
         elif c.points == 0 and c.function not in contract.canonical_functions:
             candidates.append(c)  # a check across layers (the whole network): the dry run decides
+    own = _own_checks(contract, extra_checks) if extra_checks is not None else []
     kept = _applicable(contract, candidates, reference)
+    kept += _applicable(contract, own, reference, own=True)
     # Each function's checks share the course's points for it, in the canonical proportions;
     # the largest absorbs the rounding, so that the function's total is exact.
     points = {c.id: c.points for c in kept}
     for function in implemented:
-        mine = [c for c in kept if c.function == display_name(contract, function)]
+        mine = [c for c in kept if c.function == display_name(contract, function) and c not in own]
         total = sum(c.points for c in mine)
         target = sum(p.points for p in contract.implementing(function, graded=True))
         if not mine or not total:
@@ -100,7 +108,7 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
             points[c.id] = round(target * c.points / total, 6)
         largest = max(mine, key=lambda c: c.points)
         points[largest.id] = round(points[largest.id] + target - sum(points[c.id] for c in mine), 6)
-    registry = Registry([dataclasses.replace(c, points=points[c.id]) for c in kept])
+    registry = Registry([dataclasses.replace(c, points=points[c.id]) if c not in own else c for c in kept])
     return Assignment(
         name=contract.name, title=contract.info.title or contract.name, file_name=contract.info.file_name,
         functions=tuple(contract.graded_functions), registry=registry, reference_module=base.reference_module,
@@ -117,12 +125,31 @@ def dropped_checks(contract: Contract) -> list[str]:
     return [c.id for c in base.checks if c.function in graded and c.id.split(".", 1)[1] not in built]
 
 
-def _applicable(contract: Contract, checks: list[Check], reference) -> list[Check]:
+def _own_checks(contract: Contract, path: Path) -> list[Check]:
+    """The checks of a course's `checks.py` (its `registry`), each of a function students write."""
+    spec = importlib.util.spec_from_file_location(f"nngrade_course_{contract.name}_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)  # the instructor's own file, in the grader's process
+    except Exception as exc:  # noqa: BLE001 - any error in it is the file's: say where
+        raise ContractError(f"{path}: cannot be loaded: {type(exc).__name__}: {exc}") from None
+    registry = getattr(module, "registry", None)
+    if not isinstance(registry, Registry):
+        raise ContractError(f"{path}: defines no `registry = Registry()` holding its checks")
+    graded = set(contract.graded_functions)
+    for check in registry.checks:
+        if check.function not in graded:
+            raise ContractError(f"{path}: check {check.id} is of {check.function!r}, not a function students "
+                                f"write in this course ({', '.join(sorted(graded))})")
+    return list(registry.checks)
+
+
+def _applicable(contract: Contract, checks: list[Check], reference, own: bool = False) -> list[Check]:
     module = course_reference(contract, reference)
     oracle = ReferenceOracle(reference.__name__)
     kept = []
     for check in checks:
-        outcome = _dry_run(check, contract, module, reference, oracle)
+        outcome = _dry_run(check, contract, module, reference, oracle, own)
         if outcome == "drop":
             continue
         if outcome != "pass":
@@ -132,15 +159,18 @@ def _applicable(contract: Contract, checks: list[Check], reference) -> list[Chec
     return kept
 
 
-def _dry_run(check: Check, contract: Contract, module, reference, oracle) -> str:
+def _dry_run(check: Check, contract: Contract, module, reference, oracle, own: bool = False) -> str:
     """"pass", "drop" (no call of the check is one the course defines), or what failed."""
     answered = 0
     for seed in DRY_RUN_SEEDS:
         student, adapter = _in_process(contract, module, reference)
+        course = InProcessStudent(module, list(contract.functions))
         rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
         try:
             check.call(student=student, oracle=oracle, rng=rng, tolerance=DEFAULT_TOLERANCES,
-                       fresh_inputs=seed is not None)
+                       fresh_inputs=seed is not None, course=course, course_oracle=module)
+            if own:
+                answered += 1  # a course's own check calls the course's functions directly
         except AttributeError as exc:  # a canonical function the course does not have
             return "drop" if check.points == 0 else f"{type(exc).__name__}: {exc}"
         except (CheckFailed, StudentCallError, StudentRaised) as exc:
