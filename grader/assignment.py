@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from dataclasses import dataclass, field
 
 from grader.checks import Check, Registry
@@ -28,6 +28,19 @@ class Assignment:
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN
     notes: list[str] = field(default_factory=list)
     contract: object | None = None  # a course's contract (grader.contract.model.Contract), or None
+
+    def provided_copies(self, beside: PurePosixPath, present: set[str]) -> list[tuple[Path, str]]:
+        """A course's helper modules that students import but do not write (CS231n's
+        im2col, say), placed beside the graded file unless the submission brings its own."""
+        if self.contract is None:
+            return []
+        folder = self.contract.path.parent
+        found = []
+        for rel in self.contract.info.provided_files:
+            name = (beside / rel).as_posix()
+            if name not in present:
+                found.append((folder / rel, name))
+        return found
 
     @property
     def callable_functions(self) -> tuple[str, ...]:

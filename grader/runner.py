@@ -167,6 +167,7 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
     main_copy = next(name for path, name in copies if path == sub.main)
     banned += toolkit_imports(code.text, code.tree, [name for _, name in copies],
                               PurePosixPath(main_copy).parent.as_posix().strip('.'))
+    copies += assignment.provided_copies(PurePosixPath(main_copy).parent, {name for _, name in copies})
     workdir = slot.new_workdir(copies)
     session = StudentSession(slot, workdir, code, list(assignment.callable_functions), options.limits, main_copy)
     try:

@@ -252,3 +252,37 @@ def test_a_course_whose_own_check_fails_on_the_reference_is_refused(tmp_path, ca
     assert main([str(tmp_path / "class"), "--course", str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "one_example_as_a_column" in err and "Traceback" not in err
+
+
+def test_a_courses_helper_module_is_placed_beside_the_graded_file(tmp_path):
+    """CS231n students import course modules they do not write (im2col, fast_layers): a
+    course's provided_files travel with every submission, unless it brings its own."""
+    from grader.cli import main
+
+    folder = tmp_path / "course"
+    folder.mkdir()
+    contract = _readme_blocks("Your own course")["toml"].replace(
+        'based_on = "cnn"', 'based_on = "cnn"\nprovided_files = ["helpers.py"]')
+    (folder / "contract.toml").write_text(contract)
+    (folder / "helpers.py").write_text("def times(W, X):\n    return W @ X\n")
+    body = ("import numpy as np\nfrom helpers import times\n\n"
+            "def dense_forward(X, W, b):\n    return times(W, X) + b\n\n"
+            "def dense_backward(dZ, X, W, b):\n    return W.T @ dZ, dZ @ X.T, dZ.sum(axis=1, keepdims=True)\n")
+    cls = tmp_path / "class"
+    (cls / "uses_it").mkdir(parents=True)
+    (cls / "uses_it" / "dense.py").write_text(body)
+    (cls / "own_copy").mkdir()
+    (cls / "own_copy" / "dense.py").write_text(body)
+    (cls / "own_copy" / "helpers.py").write_text("def times(W, X):\n    return 2 * (W @ X)\n")  # theirs wins
+    out = tmp_path / "out"
+    assert main([str(cls), "--course", str(folder), "--out", str(out), "-q", "--sandbox", "none"]) == 0
+    got = {s["student"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
+    assert got["uses_it"]["score"] == 100
+    assert got["own_copy"]["score"] < 100
+
+
+def test_a_provided_file_outside_the_course_folder_is_refused(tmp_path):
+    (tmp_path / "contract.toml").write_text(GOOD.replace('based_on = "cnn"',
+                                                          'based_on = "cnn"\nprovided_files = ["../x.py"]'))
+    with pytest.raises(ContractError, match="line 5.*not a file inside"):
+        load_contract(tmp_path / "contract.toml")

@@ -6,6 +6,7 @@
     file_name = "layers.py"             # the file students hand in
     based_on = "cnn"                    # the canonical assignment whose checks are used
     provided = ["maxpooling_forward"]   # course code in the same file, named for the docs
+    provided_files = ["im2col.py"]      # helper modules students import, placed beside their file
 
     [functions.fully_connected_forward] # the course's name for it
     implements = "linear_forward"       # the canonical function it is
@@ -84,6 +85,9 @@ class CourseInfo(BaseModel):
     file_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$")
     based_on: str
     provided: list[str] = Field(default_factory=list)
+    # helper modules students import but do not write, in the course's folder; each is
+    # placed beside the graded file (unless the submission brings its own)
+    provided_files: list[str] = Field(default_factory=list)
     forbidden_imports: Optional[list[str]] = None
 
 
@@ -197,6 +201,10 @@ def _validate(parsed: ContractFile, text: str, path: Path) -> Contract:
         section = f"functions.{function}" if function else "course"
         raise ContractError(f"{_where(text, path, section, key)}: {message}")
 
+    for rel in parsed.course.provided_files:
+        target = path.parent / rel
+        if rel.startswith(("/", "..")) or ".." in Path(rel).parts or not target.is_file():
+            fail(None, "provided_files", f"{rel!r} is not a file inside {path.parent}")
     try:
         canonical = Canonical.of(parsed.course.based_on)
     except ContractError as exc:
