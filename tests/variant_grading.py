@@ -28,10 +28,10 @@ def student_from(path: Path, functions) -> InProcessStudent:
     return InProcessStudent(namespace, functions)
 
 
-def grade(assignment, student, oracle, tolerance=DEFAULT_TOLERANCES, checks=None, seed=None):
+def grade(assignment, student, oracle, tolerance=DEFAULT_TOLERANCES, checks=None, seed=None, fixtures=None):
     """Every check (or `checks`); with a run `seed` as `grade --seed` draws the inputs,
-    without one on the fixed inputs the kit records."""
-    return [run_check(c, student, oracle, tolerance, seed) for c in (checks or assignment.checks)]
+    without one on the fixed inputs the kit records. `fixtures`: a course's own checks'."""
+    return [run_check(c, student, oracle, tolerance, seed, fixtures) for c in (checks or assignment.checks)]
 
 
 def summary(results) -> dict:

@@ -50,6 +50,12 @@ def _in_process(contract: Contract, module, reference) -> tuple[Proxy, CourseStu
     return Proxy(adapter.call, _proxied(contract), adapter), adapter
 
 
+def in_process_fixtures(contract: Contract, module, reference) -> dict:
+    """A course's own checks' fixtures for an in-process module of the course's functions."""
+    return {"course": InProcessStudent(module, list(contract.functions)),
+            "course_oracle": course_reference(contract, reference)}
+
+
 class _Timing:
     def __init__(self, inner):
         self._inner = inner

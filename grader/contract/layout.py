@@ -5,6 +5,7 @@ size 1 (a column vector `O1`). A course's layout of an array is a permutation of
 canonical letters, with any number of `1`s.
 
     to_course(x, "NHWC", "NCHW")      x (N, H, W, C) -> (N, C, H, W)
+    to_course(y, "N", "N|1N|N1")      the first of the alternatives a course accepts
     from_course(y, "NHWC", "NCHW")    back, or LayoutMismatch when y cannot be
                                       in the course's layout (wrong rank, a `1` axis
                                       that is not of size 1)
@@ -20,7 +21,13 @@ class LayoutMismatch(ValueError):
 
 
 def check_compatible(canonical: str, course: str) -> None:
-    """Raise ValueError unless `course` is a permutation of `canonical`'s letters (plus 1s)."""
+    """Raise ValueError unless `course` is a permutation of `canonical`'s letters (plus 1s);
+    `N|1N|N1` gives alternatives a course accepts (the grader sends the first)."""
+    for alternative in course.split("|"):
+        _check_one(canonical, alternative)
+
+
+def _check_one(canonical: str, course: str) -> None:
     if sorted(course.replace("1", "")) != sorted(canonical.replace("1", "")):
         raise ValueError(f"the layout {course!r} does not hold the axes {canonical!r}: "
                          f"use the letters {', '.join(canonical.replace('1', ''))}, each once, and 1 for an axis of size 1")
@@ -33,6 +40,7 @@ def _order(frm: str, to: str) -> list[int]:
 
 def to_course(value, canonical: str, course: str):
     """`value` (an array in the canonical layout) in the course's layout, C-contiguous."""
+    course = course.split("|")[0]
     if not course or course == canonical or not isinstance(value, np.ndarray):
         return value
     if value.ndim != len(canonical.replace("1", "")):
@@ -44,6 +52,14 @@ def to_course(value, canonical: str, course: str):
 
 def from_course(value, canonical: str, course: str, name: str):
     """`value` (returned in the course's layout) in the canonical layout."""
+    if "|" in course:  # the first alternative whose rank fits
+        options = course.split("|")
+        fitting = [o for o in options if np.ndim(value) == len(o)
+                   and all(np.shape(value)[i] == 1 for i, c in enumerate(o) if c == "1")]
+        if not fitting:
+            raise LayoutMismatch(f"{name} has shape {np.shape(value)}; the course's layout is "
+                                 + " or ".join(_describe(o) for o in options))
+        course = fitting[0]
     if not course or course == canonical:
         return value
     if not isinstance(value, np.ndarray):

@@ -6,6 +6,7 @@ comes from in the canonical call the checks make:
     x:NCHW            the canonical argument `x`, its axes in this order
     X=x:DN            the course calls it `X`; it is the canonical `x`, transposed
     b:O1              a vector as a column (n, 1); `1O` a row; `O` as it is
+    labels:N|1N|N1    a course that takes any of these shapes (the grader sends the first)
     labels            the canonical argument as it is (ints, options, labels)
     conv_param={stride,pad}
                       a dict of canonical arguments under their own names
@@ -32,11 +33,11 @@ import re
 from dataclasses import dataclass
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_ARRAY = re.compile(rf"^({NAME})(?::([A-Za-z1]+))?$")
+_ARRAY = re.compile(rf"^({NAME})(?::([A-Za-z1|]+))?$")
 _DICT = re.compile(rf"^({NAME})=\{{(.*)\}}$")
 _LIST = re.compile(rf"^({NAME})=\[(.*)\]$")
 _CACHE = re.compile(rf"^({NAME})<({NAME})$")
-_PARAM = re.compile(rf"^({NAME})(?:=({NAME}))?(?::([A-Za-z1]+))?$")
+_PARAM = re.compile(rf"^({NAME})(?:=({NAME}))?(?::([A-Za-z1|]+))?$")
 
 
 class SignatureError(ValueError):
@@ -102,9 +103,12 @@ def _split(text: str) -> list[str]:
 
 
 def _layout(layout: str, what: str) -> str:
-    letters = layout.replace("1", "")
-    if len(set(letters)) != len(letters):
-        raise SignatureError(f"{what}: the layout {layout!r} names an axis twice")
+    if not layout:
+        return layout
+    for alternative in layout.split("|"):
+        letters = alternative.replace("1", "")
+        if not alternative or len(set(letters)) != len(letters):
+            raise SignatureError(f"{what}: the layout {layout!r} names an axis twice, or is empty")
     return layout
 
 
