@@ -55,10 +55,10 @@ class Assignment:
         if self.contract is None:
             return {}
         from grader.contract.adapt import course_reference
-        from grader.proxy import Proxy
+        from grader.contract.build import course_proxy
 
         reference = importlib.import_module(self.reference_module)
-        return {"course": Proxy(lambda f, a, k: call(f, a, k), list(self.contract.functions), session),
+        return {"course": course_proxy(self.contract, call, session),
                 "course_oracle": course_reference(self.contract, reference)}
 
     def student(self, call, session=None):

@@ -37,3 +37,30 @@ def gradient_labels_in_every_shape(course, course_oracle, rng):
         got = np.asarray(course.softmaxloss_backward(x, given), dtype=np.float64)
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-5, atol=1e-8):
             raise CheckFailed(f"with labels of shape {shown}, dldx differs from the expected gradient")
+
+
+@registry.check("fully_connected_forward", kind="numeric", points=1)
+def inputs_of_any_rank(course, course_oracle, rng):
+    """X (3, 2, 4, N): flattened column-major (order='F') to (24, N) before W acts on it."""
+    X, W, b = rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((6, 24)), rng.standard_normal((6, 1))
+    expected = course_oracle.fully_connected_forward(X, W, b)
+    got = np.asarray(course.fully_connected_forward(X, W, b), dtype=np.float64)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-5):
+        raise CheckFailed("for X of shape (3, 2, 4, 5), Z differs: flatten X column-major, "
+                          "np.reshape(X, (features, N), order='F')")
+
+
+@registry.check("fully_connected_backward", kind="gradient", points=1)
+def gradient_of_any_rank(course, course_oracle, rng):
+    """X (3, 2, 4, N): dldX has X's shape again (reshaped back column-major), dldW (out, 24)."""
+    X, W, b = rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((6, 24)), rng.standard_normal((6, 1))
+    dldZ = rng.standard_normal((6, 5))
+    expected = course_oracle.fully_connected_backward(X, dldZ, W, b)
+    got = course.fully_connected_backward(X, dldZ, W, b)
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise CheckFailed("fully_connected_backward should return (dldX, dldW, dldb)")
+    for name, g, e in zip(("dldX", "dldW", "dldb"), got, expected):
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != e.shape or not np.allclose(g, e, rtol=1e-5, atol=1e-8):
+            raise CheckFailed(f"for X of shape (3, 2, 4, 5), {name} {'has shape ' + str(g.shape) if g.shape != e.shape else 'differs'}, "
+                              f"expected shape {e.shape}")

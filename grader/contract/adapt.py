@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import inspect
 import types
+
+import numpy as np
 from dataclasses import dataclass
 
 from grader.checklib import NOT_ASKED
@@ -173,6 +175,13 @@ def _holds(part: CourseFunction, bound: dict) -> bool:
         return False
 
 
+def _flattened(x: np.ndarray, layout: str, order: str) -> np.ndarray:
+    """`x` with every axis but the batch's (N, first or last in `layout`) flattened in `order`."""
+    if layout.replace("1", "").index("N") == 0:
+        return np.reshape(x, (x.shape[0], -1), order=order)
+    return np.reshape(x, (-1, x.shape[-1]), order=order)
+
+
 @dataclass
 class CourseCache:
     """What `course_reference`'s forward functions return as their cache."""
@@ -193,7 +202,11 @@ def _course_function(contract: Contract, part: CourseFunction, reference):
 
     def course_function(*args):
         bound = dict(part.fixed)
+        shapes = {}  # the original shapes of flattened parameters, by canonical name
         for p, arg in zip(part.call, args):
+            if p.kind == "value" and p.name in part.flatten and np.ndim(arg) > 2:
+                shapes[p.source] = np.shape(arg)
+                arg = _flattened(np.asarray(arg), p.layout, part.flatten[p.name])
             if p.kind == "value":
                 bound[p.source] = from_course(arg, canonical.layout_of(part.implements, p.source), p.layout, p.name)
             elif p.kind == "dict":
@@ -213,7 +226,12 @@ def _course_function(contract: Contract, part: CourseFunction, reference):
             elif item.name == "_":
                 result.append(None)
             else:
-                result.append(to_course(outs[item.name], canonical.layout_of(part.implements, item.name), item.layout))
+                value = to_course(outs[item.name], canonical.layout_of(part.implements, item.name), item.layout)
+                source = item.name[1:] if item.name.startswith("d") else None
+                if source in shapes:  # a flattened input's gradient comes back in its shape
+                    flat = next(p for p in part.call if p.kind == "value" and p.source == source)
+                    value = np.reshape(value, shapes[source], order=part.flatten[flat.name])
+                result.append(value)
         return tuple(result) if part.returns.is_tuple else result[0]
 
     course_function.__name__ = part.name

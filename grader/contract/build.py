@@ -50,9 +50,18 @@ def _in_process(contract: Contract, module, reference) -> tuple[Proxy, CourseStu
     return Proxy(adapter.call, _proxied(contract), adapter), adapter
 
 
+def course_proxy(contract: Contract, call, session=None) -> Proxy:
+    """The submission's functions as the course writes them, for a course's own checks: a
+    cache a function returns stays where it ran and comes back as a handle."""
+    keeps = {f.name: tuple(i for i, r in enumerate(f.returns.items) if r.name == "cache")
+             for f in contract.functions.values()}
+    return Proxy(lambda f, a, k: call(f, a, k, keeps.get(f, ())), list(contract.functions), session)
+
+
 def in_process_fixtures(contract: Contract, module, reference) -> dict:
     """A course's own checks' fixtures for an in-process module of the course's functions."""
-    return {"course": InProcessStudent(module, list(contract.functions)),
+    inner = InProcessStudent(module, list(contract.functions))
+    return {"course": course_proxy(contract, inner._call),
             "course_oracle": course_reference(contract, reference)}
 
 
@@ -170,11 +179,10 @@ def _dry_run(check: Check, contract: Contract, module, reference, oracle, own: b
     answered = 0
     for seed in DRY_RUN_SEEDS:
         student, adapter = _in_process(contract, module, reference)
-        course = InProcessStudent(module, list(contract.functions))
         rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
         try:
             check.call(student=student, oracle=oracle, rng=rng, tolerance=DEFAULT_TOLERANCES,
-                       fresh_inputs=seed is not None, course=course, course_oracle=module)
+                       fresh_inputs=seed is not None, **in_process_fixtures(contract, module, reference))
             if own:
                 answered += 1  # a course's own check calls the course's functions directly
         except AttributeError as exc:  # a canonical function the course does not have

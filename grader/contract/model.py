@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, ValidationError
 
@@ -101,6 +101,9 @@ class FunctionSpec(BaseModel):
     graded: bool = True  # false: course code in the students' file, used by checks across layers
     fixed: dict[str, int | float | str | bool] = Field(default_factory=dict)
     only_when: str = ""  # a condition on the canonical arguments; checks outside it do not apply
+    # parameters whose non-batch axis may arrive as several axes, flattened in "C" or "F" order
+    # (CS231n's x (N, d_1, ..., d_k); FMAN45's X (d_1, ..., d_k, N)); their gradient keeps the shape
+    flatten: dict[str, Literal["C", "F"]] = Field(default_factory=dict)
     description: str = ""
 
 
@@ -121,6 +124,7 @@ class CourseFunction:
         self.graded = spec.graded
         self.fixed = dict(spec.fixed)
         self.only_when = spec.only_when
+        self.flatten = dict(spec.flatten)
         self.condition = compile(spec.only_when, f"only_when of {name}", "eval") if spec.only_when else None
         self.description = spec.description
         self.call = parse_call(spec.call)
@@ -270,6 +274,10 @@ def _check_call(function: CourseFunction, canonical: Canonical, fail) -> None:
     for name in function.fixed:
         if name not in wanted:
             fail(function.name, "fixed", f"{function.implements} has no argument {name!r}")
+    for name in function.flatten:
+        given = [p for p in function.call if p.kind == "value" and p.name == name]
+        if not given or len(given[0].layout.replace("1", "")) != 2 or "N" not in given[0].layout:
+            fail(function.name, "flatten", f"{name!r} is not a parameter of two axes, one of them N")
     function.used = used
     results = canonical.returns[function.implements]
     for r in function.returns.items:
