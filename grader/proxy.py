@@ -186,7 +186,7 @@ class StudentSession:
             self.worker_deaths.append(f"{function}: {exc}")
             raise StudentCallError("submission.crashed", f"{function}: {exc}") from None
         except WorkerProtocolError as exc:
-            raise StudentCallError("submission.bad_return", f"{function} returned {exc}") from None
+            raise StudentCallError("submission.bad_return", f"{function}: {exc}; the worker was stopped") from None
         self._note_blocked(reply)
         if reply.get("ok") is True:
             try:

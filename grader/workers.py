@@ -46,7 +46,21 @@ class WorkerTimedOut(Exception):
 
 
 class WorkerProtocolError(Exception):
-    """The worker sent something that is not a valid message (too big, malformed)."""
+    """The worker sent something that is not a valid message (too big, malformed); the
+    message says what, as "its worker sent ..."."""
+
+
+def protocol_error(exc: codec.CodecError, received: int = 0) -> WorkerProtocolError:
+    """What a worker did wrong on its channel, for the student: `received` is what the
+    call had read before `exc` (see codec's limits)."""
+    if isinstance(exc, codec.FrameTooLarge):
+        if exc.size > codec.MAX_REPLY_BYTES:
+            return WorkerProtocolError(f"its worker sent a reply of {codec.mib(exc.size)}, more than the "
+                                       f"{codec.mib(codec.MAX_REPLY_BYTES)} one reply may hold")
+        return WorkerProtocolError(f"its worker sent more than the {codec.mib(codec.MAX_CALL_BYTES)} one call may "
+                                   f"send ({codec.mib(received)} had come, then a message of "
+                                   f"{codec.mib(exc.size)}; messages that answer no call count too)")
+    return WorkerProtocolError(f"its worker sent an invalid message ({exc})")
 
 
 @dataclass
@@ -173,7 +187,7 @@ def ready(channel, deadline: float) -> dict:
     """The worker's first frame: what held of its sandbox, sent before any student code
     exists (so it can be believed). A worker whose sandbox failed says why and exits."""
     try:
-        header, _ = codec.recv_message(channel, deadline)
+        header, _, _ = codec.recv_reply(channel, deadline)
     except (codec.CodecError, codec.FrameTimeout, codec.PeerClosed, OSError) as exc:
         raise SandboxUnavailable(f"the worker did not start ({type(exc).__name__}: {exc})") from None
     if header.get("op") == "ready" and isinstance(header.get("held"), dict):
@@ -211,19 +225,25 @@ class WorkerProcess:
 
     def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
         """Send one request and wait for its reply. Raises WorkerTimedOut (the worker
-        is then killed), WorkerDied, or WorkerProtocolError (the worker is killed)."""
+        is then killed), WorkerDied, or WorkerProtocolError (the worker is killed): a
+        frame over codec.MAX_REPLY_BYTES, or more than codec.MAX_CALL_BYTES read while
+        waiting, stale and forged frames included, is one."""
         if self.dead:
             raise WorkerDied({"exit": None})
         self._next_id += 1
         header = {**header, "id": self._next_id}
         deadline = time.monotonic() + timeout
+        received = 0
         try:
             codec.send_message(self.sock, header, buffers)
             while True:
-                reply, out = codec.recv_message(self.sock, deadline)
+                reply, out, size = codec.recv_reply(self.sock, deadline, codec.MAX_CALL_BYTES - received)
+                received += size
                 if reply.get("id") == self._next_id:
                     return reply, out
-                # A stale or forged frame: skip it, it cannot answer this request.
+                # A stale or forged frame: it cannot answer this request, but its bytes
+                # count. Dropped before the next one is read.
+                del reply, out
         except codec.FrameTimeout:
             self.kill()
             raise WorkerTimedOut() from None
@@ -233,7 +253,7 @@ class WorkerProcess:
             raise WorkerDied(status) from None
         except codec.CodecError as exc:
             self.kill()
-            raise WorkerProtocolError(str(exc)) from None
+            raise protocol_error(exc, received) from None
 
     def kill(self) -> None:
         if self.dead:
@@ -274,11 +294,16 @@ class SpawnedWorker:
         spec = worker_spec(workdir, limits, path=os.environ.get("PATH", ""),
                            extra_env={"TEMP": str(workdir), "TMP": str(workdir),
                                       "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")}, **sandbox)
-        self.replies: queue.Queue = queue.Queue()
+        # Pipes have no deadlines: a reader thread reads, the grader waits on a queue. It
+        # reads one frame each time the grader asks for one, never ahead: what a worker
+        # writes meanwhile stays in the pipe (the worker blocks when it is full).
+        self._asks: queue.Queue = queue.Queue()
+        self.replies: queue.Queue = queue.Queue(maxsize=1)
+        self._asked = False
         threading.Thread(target=self._read_replies, daemon=True).start()
         try:
             codec.send_message(self.channel, {"op": "init", "spec": spec})
-            first = self.replies.get(timeout=CONTROL_TIMEOUT)  # pipes have no deadlines: a thread waits
+            first = self._next_frame(time.monotonic() + CONTROL_TIMEOUT, codec.MAX_REPLY_BYTES)
         except (OSError, queue.Empty) as exc:
             self.kill()
             raise SandboxUnavailable(f"the worker did not start ({type(exc).__name__})") from None
@@ -290,11 +315,24 @@ class SpawnedWorker:
 
     def _read_replies(self) -> None:
         while True:
+            room = self._asks.get()
+            if room is None:  # the worker was killed
+                return
             try:
-                self.replies.put(codec.recv_message(self.channel))
+                self.replies.put(codec.recv_reply(self.channel, None, room))
             except Exception as exc:  # noqa: BLE001 - EOF, a bad frame: hand it to the waiter
                 self.replies.put(exc)
                 return
+
+    def _next_frame(self, deadline: float, room: int):
+        """The next frame (header, buffers, size) or the exception that ended the reader;
+        queue.Empty past `deadline`."""
+        if not self._asked:
+            self._asks.put(room)
+            self._asked = True
+        item = self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+        self._asked = False
+        return item
 
     def request(self, header: dict, buffers: list[bytes], timeout: float) -> tuple[dict, list[bytes]]:
         if self.dead:
@@ -302,19 +340,20 @@ class SpawnedWorker:
         self._next_id += 1
         header = {**header, "id": self._next_id}
         deadline = time.monotonic() + timeout
+        received = 0
         try:
             codec.send_message(self.channel, header, buffers)
         except OSError:
             pass  # the reader thread reports how it ended
         while True:
             try:
-                item = self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self._next_frame(deadline, codec.MAX_CALL_BYTES - received)
             except queue.Empty:
                 self.kill()
                 raise WorkerTimedOut() from None
             if isinstance(item, codec.CodecError):
                 self.kill()
-                raise WorkerProtocolError(str(item))
+                raise protocol_error(item, received)
             if isinstance(item, Exception):
                 try:
                     code = self.proc.wait(timeout=2)
@@ -322,14 +361,17 @@ class SpawnedWorker:
                     code = None
                 self.kill()
                 raise WorkerDied({"signal": -code} if code is not None and code < 0 else {"exit": code})
-            reply, out = item
+            reply, out, size = item
+            received += size
             if reply.get("id") == self._next_id:
                 return reply, out
+            del item, reply, out  # a stale or forged frame: its bytes count, it is dropped
 
     def kill(self) -> None:
         if self.dead:
             return
         self.dead = True
+        self._asks.put(None)  # a reader waiting to be asked ends
         try:
             if os.name == "posix":
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -14,6 +14,27 @@ tuples, dicts with str keys, NumPy arrays and scalars of numeric dtype, and (fro
 the grader to a worker only) a `numpy.random.Generator` as its bit generator's
 state. Never pickle: the grader must be able to decode what a hostile worker
 sends without running any of its code.
+
+Every channel from a worker to the grader is bounded, so that no worker can make the
+grader hold more than a few tens of MiB (a reply is refused by its declared length,
+before any buffer for it exists; the grader then kills the worker and the call fails
+with `submission.bad_return`):
+
+- one frame from a worker: at most MAX_REPLY_BYTES = 16 MiB, its JSON header at most
+  MAX_REPLY_HEADER_BYTES = 1 MiB. The largest honest replies the cnn and rnn checks
+  get from a correct submission are 65,693 bytes (header 9,114 bytes), measured over
+  every correct example and variant: 255x (115x for headers) room;
+- everything the grader reads from a worker while one request waits for its answer,
+  frames that answer no request (stale or forged ids) included: at most
+  MAX_CALL_BYTES = 32 MiB. A worker writing frames between calls has them counted
+  against the next call;
+- frames waiting to be read: none is read ahead. A socket's or a pipe's own kernel
+  buffer holds what a worker writes before the grader asks for it (the worker then
+  blocks); a spawned worker's reader thread reads one frame only when the grader waits
+  for one (queue length 1).
+
+Frames to a worker (the grader's own requests, a submission's source among them) keep
+the larger MAX_TOTAL_BYTES / MAX_HEADER_BYTES limits: only the worker reads them.
 """
 
 from __future__ import annotations
@@ -29,9 +50,14 @@ import numpy.random  # noqa: F401 - NumPy loads it lazily; a sandbox may not let
 
 from grader.worker.handles import Handle
 
-# Limits applied when decoding: a worker cannot make the grader allocate more.
+# Limits applied when decoding a request, in a worker.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
+# Limits on what a worker sends the grader (see the module's docstring).
+MIB = 1024 * 1024
+MAX_REPLY_BYTES = 16 * MIB
+MAX_REPLY_HEADER_BYTES = 1 * MIB
+MAX_CALL_BYTES = 32 * MIB
 MAX_DEPTH = 16
 MAX_NODES = 100_000
 MAX_STR = 100_000
@@ -41,6 +67,21 @@ ALLOWED_KINDS = "biufc"
 
 class CodecError(ValueError):
     """The data cannot be expressed in (or was not valid) plain-data form."""
+
+
+class FrameTooLarge(CodecError):
+    """A frame whose declared length is over the reader's limit: refused before any
+    buffer for it is allocated. `size` is the whole frame's length in bytes."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"a message of {mib(size)}, more than the {mib(limit)} allowed")
+        self.size, self.limit = size, limit
+
+
+def mib(n: int) -> str:
+    """A byte count for a message: "16 MiB", "0.06 MiB"."""
+    value = n / MIB
+    return f"{value:.0f} MiB" if value >= 10 else f"{value:.2g} MiB"
 
 
 class FrameTimeout(TimeoutError):
@@ -195,13 +236,31 @@ def recv_message(
 ) -> tuple[dict, list[bytes]]:
     """Read one frame. Raises FrameTimeout past `deadline` (time.monotonic()),
     PeerClosed on EOF, CodecError on a frame that breaks the limits."""
+    header, buffers, _size = recv_frame(sock, deadline, max_frame=8 + max_total + MAX_HEADER_BYTES)
+    return header, buffers
+
+
+def recv_reply(sock, deadline: float | None = None, room: int = MAX_REPLY_BYTES) -> tuple[dict, list, int]:
+    """Read one frame from a worker, in the grader: at most MAX_REPLY_BYTES and `room`
+    bytes (what is left of the call's MAX_CALL_BYTES). -> (header, buffers, frame size)."""
+    return recv_frame(sock, deadline, max_frame=min(MAX_REPLY_BYTES, room), max_header=MAX_REPLY_HEADER_BYTES)
+
+
+def recv_frame(sock, deadline: float | None = None, *, max_frame: int,
+               max_header: int = MAX_HEADER_BYTES) -> tuple[dict, list, int]:
+    """Read one frame of at most `max_frame` bytes (its 8-byte length included) and a
+    header of at most `max_header`. A longer frame is refused by its declared length,
+    before anything else is read or allocated (FrameTooLarge). -> (header, buffers,
+    the frame's size)."""
     (length,) = struct.unpack("!Q", _recv_exact(sock, 8, deadline))
-    if length > max_total + MAX_HEADER_BYTES:
-        raise CodecError(f"the message is larger than {max_total // (1024 * 1024)} MiB")
+    if 8 + length > max_frame:
+        raise FrameTooLarge(8 + length, max_frame)
     body = memoryview(_recv_exact(sock, length, deadline))
     try:
         head_len, n_buf = struct.unpack_from("!II", body, 0)
-        if head_len > MAX_HEADER_BYTES or n_buf > MAX_NODES:
+        if head_len > max_header:
+            raise CodecError(f"a message header of {mib(head_len)}, more than the {mib(max_header)} allowed")
+        if n_buf > MAX_NODES:
             raise CodecError("the message is too large")
         pos = 8 + head_len
         header = json.loads(bytes(body[8:pos]))
@@ -219,7 +278,7 @@ def recv_message(
         raise CodecError("the message is not a JSON object")
     if pos != length:
         raise CodecError("the message has bytes left over")
-    return header, buffers
+    return header, buffers, 8 + length
 
 
 def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytearray:
