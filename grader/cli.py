@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-timeout", type=float, default=None, metavar="SECONDS",
                         help="time the module's top level may run before the grader falls back to "
                         "its definitions alone (default: 5)")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="time all the calls of one submission may take together; when it is used up, "
+                        "its remaining checks fail with submission.timeout (default: 60)")
     parser.add_argument("--memory", type=int, default=None, metavar="MB",
                         help="address-space limit of a worker in MB (default: 2048)")
     parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
@@ -153,6 +156,7 @@ def grade(args) -> int:
     _positive(args.jobs, "--jobs")
     _positive(args.timeout, "--timeout")
     _positive(args.load_timeout, "--load-timeout")
+    _positive(args.budget, "--budget")
     _positive(args.memory, "--memory")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
@@ -283,7 +287,8 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         warnings.append(f"{store.refused} record(s) in {out} were not written by this grader and were "
                         "refused; those students are graded again")
     limits = config.limits_over(Limits()) if config is not None else Limits()
-    flags = {"memory_mb": args.memory, "call_timeout": args.timeout, "load_timeout": args.load_timeout}
+    flags = {"memory_mb": args.memory, "call_timeout": args.timeout, "load_timeout": args.load_timeout,
+             "budget": args.budget}
     limits = dataclasses.replace(limits, **{k: v for k, v in flags.items() if v is not None})
     options = RunOptions(
         limits=limits, tolerances=config.tolerances_over() if config is not None else DEFAULT_TOLERANCES,

@@ -16,6 +16,7 @@ it, its line and the nearest known key, never silently ignored).
     [limits]
     timeout = 20                             # seconds per call of a student function
     load_timeout = 5                         # seconds for the module's top level
+    budget = 60                              # seconds all the calls of one submission may take
     memory_mb = 4096
 
     [tolerances]                             # the fields of grader.compare.Tolerances
@@ -63,6 +64,7 @@ class LimitsConfig(BaseModel):
 
     timeout: Optional[PositiveFloat] = None
     load_timeout: Optional[PositiveFloat] = None
+    budget: Optional[PositiveFloat] = None
     memory_mb: Optional[PositiveInt] = None
 
 
@@ -94,7 +96,8 @@ class Config(BaseModel):
 
     def limits_over(self, base):
         """`base` (a grader.sandbox.Limits) with the file's limits."""
-        names = {"timeout": "call_timeout", "load_timeout": "load_timeout", "memory_mb": "memory_mb"}
+        names = {"timeout": "call_timeout", "load_timeout": "load_timeout", "budget": "budget",
+                 "memory_mb": "memory_mb"}
         given = {names[k]: v for k, v in self.limits.model_dump().items() if v is not None}
         return dataclasses.replace(base, **given)
 

@@ -43,8 +43,10 @@ register("submission.unreadable", "The file cannot be read as Python source or a
          "Save it as UTF-8 text (.py) or a Jupyter notebook (.ipynb) and submit again.")
 register("submission.missing_function", "A required function is not defined, or not under its exact name.",
          "The assignment's template lists every function with its exact name and arguments.")
-register("submission.timeout", "A call ran past its time limit.",
-         "Look for a loop that never ends, or one that runs far more often than needed.")
+register("submission.timeout", "A call ran past its time limit, or all the calls together used up the "
+         "time budget of the submission.",
+         "Look for a loop that never ends, one that runs far more often than needed, or a pause "
+         "(time.sleep) left in a function.")
 register("submission.memory_limit", "A call used more memory than allowed.",
          "Check the shapes of the arrays you create: one may be far larger than intended.")
 register("submission.crashed", "The process running the code ended (exit, signal or a crash).",

@@ -5,10 +5,17 @@ A call returns plain data, or raises `StudentCallError` with a diagnosis code
 `submission.bad_return`, `submission.missing_function`) or `StudentRaised` when
 the student's function raised an exception (a check may expect one, e.g. a
 ValueError). After a timeout or a crash the next call gets a fresh worker.
+
+Two time limits: each call has `Limits.call_timeout`, and all of a submission's calls
+(with the reloads after its worker was stopped) share `Limits.budget` (see
+`grader.workers.DEFAULT_BUDGET`). A call is never given more than what is left of the
+budget; once it is used up, every later call fails at once with `submission.timeout`
+and a message saying that the budget, not the call's own limit, ran out.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +97,23 @@ class StudentSession:
         self.calls = 0
         self.worker_deaths: list[str] = []
         self.held: dict = {}  # what the first worker's sandbox said held
+        self.used = 0.0  # seconds of the time budget used: calls, and reloads after the first load
+
+    # -------------------------------------------------------------- time budget
+    def _left(self) -> float:
+        return self.limits.budget - self.used
+
+    def _out_of_budget(self, function: str, stopped: bool) -> StudentCallError:
+        what = (f"{function} was stopped: the submission's time budget of {self.limits.budget:g} s ran out "
+                "during this call" if stopped else
+                f"{function} was not called: the submission had used up its time budget of "
+                f"{self.limits.budget:g} s")
+        if not any(n.startswith("Its time budget") for n in self.report.notes):
+            self.report.notes.append(
+                f"Its time budget of {self.limits.budget:g} s (the time all of its calls may take together) "
+                f"ran out after {self.calls} call(s): the checks after that were not run (submission.timeout).")
+        return StudentCallError("submission.timeout", f"{what} (the time all of its calls may take together; "
+                                f"each call may also take {self.limits.call_timeout:g} s at most)")
 
     # -------------------------------------------------------------- loading
     def start(self) -> LoadReport:
@@ -112,9 +136,20 @@ class StudentSession:
             "submission.crashed", f"{self.code.display_name} could not be loaded: {reduced}")
         return self.report
 
-    def _load(self, source: str, mode: str) -> str | None:
-        """Load `source` in a new worker; None on success, else what went wrong."""
+    def _load(self, source: str, mode: str, charged: bool = False) -> str | None:
+        """Load `source` in a new worker; None on success, else what went wrong. A
+        `charged` load (a reload after the worker was stopped) counts against the time
+        budget, and is given no more than what is left of it."""
         self._kill()
+        started = time.monotonic()
+        timeout = min(self.limits.load_timeout, self._left()) if charged else self.limits.load_timeout
+        try:
+            return self._load_in_new_worker(source, mode, timeout)
+        finally:
+            if charged:
+                self.used += time.monotonic() - started
+
+    def _load_in_new_worker(self, source: str, mode: str, timeout: float) -> str | None:
         cwd = (self.workdir / self.main_copy).parent
         self.worker = self.slot.spawn(self.workdir, self.limits, self.output, cwd)
         self.held = self.held or dict(self.worker.held)
@@ -122,9 +157,9 @@ class StudentSession:
                   "module_name": self.code.module_name, "file_name": self.main_copy,
                   "functions": self.functions}
         try:
-            reply, _ = self.worker.request(header, [], self.limits.load_timeout)
+            reply, _ = self.worker.request(header, [], timeout)
         except WorkerTimedOut:
-            return f"ran longer than {self.limits.load_timeout:g} s"
+            return f"ran longer than {timeout:g} s"
         except WorkerDied as exc:
             self.worker_deaths.append(f"while loading: {exc}")
             return f"ended the process ({exc})"
@@ -162,10 +197,14 @@ class StudentSession:
             raise StudentCallError("submission.timeout",
                                    f"{function} was not called again: it ran past "
                                    f"{self.limits.call_timeout:g} s on earlier checks")
+        if self._left() <= 0:
+            raise self._out_of_budget(function, stopped=False)
         if self.worker is None or self.worker.dead:
-            again = self._load(self.code.text, "full") if self.report.mode == "full" \
-                else self._load(self.code.definitions_only(), "definitions")
+            again = self._load(self.code.text, "full", charged=True) if self.report.mode == "full" \
+                else self._load(self.code.definitions_only(), "definitions", charged=True)
             if again is not None:
+                if self._left() <= 0:
+                    raise self._out_of_budget(function, stopped=False)
                 raise StudentCallError("submission.crashed", f"the submission could not be restarted: {again}")
         try:
             # One encoding for both, so that they share one numbering of buffers.
@@ -176,9 +215,13 @@ class StudentSession:
         header = {"op": "call", "fn": function, "args": tree_args, "kwargs": tree_kwargs,
                   "cpu_seconds": self.limits.call_timeout, "keep": list(keep)}
         self.calls += 1
+        left = self._left()
+        started = time.monotonic()
         try:
-            reply, out = self.worker.request(header, buffers, self.limits.call_timeout)
+            reply, out = self.worker.request(header, buffers, min(self.limits.call_timeout, left))
         except WorkerTimedOut:
+            if left < self.limits.call_timeout:
+                raise self._out_of_budget(function, stopped=True) from None
             self.timeouts[function] = self.timeouts.get(function, 0) + 1
             raise StudentCallError("submission.timeout",
                                    f"{function} ran past the {self.limits.call_timeout:g} s limit") from None
@@ -187,6 +230,8 @@ class StudentSession:
             raise StudentCallError("submission.crashed", f"{function}: {exc}") from None
         except WorkerProtocolError as exc:
             raise StudentCallError("submission.bad_return", f"{function}: {exc}; the worker was stopped") from None
+        finally:
+            self.used += time.monotonic() - started
         self._note_blocked(reply)
         if reply.get("ok") is True:
             try:

@@ -63,6 +63,23 @@ def protocol_error(exc: codec.CodecError, received: int = 0) -> WorkerProtocolEr
     return WorkerProtocolError(f"its worker sent an invalid message ({exc})")
 
 
+# The time one submission's calls may take together (`--budget`, `budget` in a course
+# configuration's [limits]): its calls into its functions, and the reloads after its
+# worker was stopped (a timeout, a crash, the memory limit), as the grader waits for
+# them; not its first load (which --load-timeout bounds, twice at most: its top level,
+# then its definitions alone) and not the grader's own work. When it is used up, the
+# call under way is stopped and every later check fails with submission.timeout, saying
+# that the budget ran out. How it was chosen: what it counts, measured over every
+# correct example and variant (a quiet 2-core machine, every check, --sandbox none and
+# spawn), is at most 0.30 s for cnn (~180 calls; the loops of ok_loops and of
+# examples/submissions/cnn/alice, and one doing every multiply-add as a Python
+# statement, are the slowest) and 0.15 s for rnn (49 calls). 60 s is 200 times that,
+# still 20 times it on a machine 10 times slower; a submission that answers every call
+# just inside the 10 s per-call limit then costs about a minute instead of ~30 minutes
+# (each attempt: one graded again after its worker died gets a fresh budget).
+DEFAULT_BUDGET = 60.0
+
+
 @dataclass
 class Limits:
     memory_mb: int = 2048
@@ -70,6 +87,7 @@ class Limits:
     load_timeout: float = 5.0
     file_size_mb: int = 64
     max_processes: int = 256
+    budget: float = DEFAULT_BUDGET  # seconds, per submission (see DEFAULT_BUDGET)
 
 
 def describe_status(status: dict | None) -> str:

@@ -139,3 +139,15 @@ def test_the_model_forbids_extra_keys():
 def test_points_table_totals():
     table = points_table(CNN)
     assert "| **total** | **100** |" in table and "`conv2d_forward.lecture_two_channel_example`" in table
+
+
+def test_the_time_budget_is_a_limit_of_the_file_and_of_the_command_line(tmp_path):
+    from grader.cli import main
+    from grader.workers import DEFAULT_BUDGET
+
+    assert Limits().budget == DEFAULT_BUDGET == 60
+    config = load_config(write(tmp_path, "[limits]\nbudget = 90\ntimeout = 3\n"))
+    assert config.limits_over(Limits()) == Limits(budget=90, call_timeout=3)
+    assert "[limits] budget" in error_of(tmp_path, "[limits]\nbudget = 0\n")
+    assert "did you mean 'budget'" in error_of(tmp_path, "[limits]\nbudgett = 5\n")
+    assert main([str(tmp_path), "--budget", "0"]) == 2  # a usage error, before anything is graded

@@ -1,5 +1,5 @@
 """A class around one hostile submission, in every sandbox mode of this machine (issue 11,
-item 3): every honest classmate keeps full marks, the hostile one fails with a
+items 3 and 4): every honest classmate keeps full marks, the hostile one fails with a
 clear message and the right code, the run exits 0, and its wall time and the grading
 process's memory stay within the bounds stated here.
 
@@ -9,6 +9,8 @@ process's memory stay within the bounds stated here.
   worker's reader must not read them ahead). The grader is run in a child process
   that reports its own peak RSS: an honest class first, then the class with the
   floods. The hostile bytes are written from code, never committed.
+- Slow on purpose (item 4): a correct cnn submission whose every function sleeps 85% of
+  the per-call limit before answering. No call times out; the time budget stops it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pytest
 from toy_assignment import CORRECT, TOY
 
 import grader.assignment
+from assignments.cnn import ASSIGNMENT as CNN
 from grader.cli import main
 from grader.sandbox import bwrap_works
 from grader.worker import codec
@@ -226,3 +229,79 @@ def test_floods_from_a_worker_are_cut_off_and_the_graders_memory_stays_flat(tmp_
           f"{report['hostile']['seconds']:.1f} s")
     assert growth < GROWTH_BOUND, f"the grading process grew by {growth / MIB:.0f} MiB"
     assert wall < FLOOD_WALL_BOUND, f"{wall:.1f} s"
+
+
+# ------------------------------------------------------------------ the time budget (item 4)
+CNN_CORRECT = [ROOT / "examples" / "submissions" / "cnn" / "alice" / "cnn_layers.py",  # loops
+               TESTS / "submissions" / "cnn_variants" / "ok_vectorised.py",
+               TESTS / "submissions" / "cnn_variants" / "ok_im2col.py"]
+TIMEOUT, BUDGET = 1.0, 4.0
+SLEEPY = '''
+
+import functools as _functools
+import time as _time
+
+
+def _slow(function):
+    @_functools.wraps(function)
+    def slow(*args, **kwargs):
+        _time.sleep({sleep})  # 85% of the per-call limit: no call times out
+        return function(*args, **kwargs)
+    return slow
+
+
+for _name in {functions!r}:
+    globals()[_name] = _slow(globals()[_name])
+'''
+# ~185 calls x 0.85 s = ~160 s without a budget; with it: the budget, one call cut short,
+# and the first load (under --load-timeout), with room for a busy machine.
+SLEEPY_BOUND = BUDGET + TIMEOUT + 5.0
+BUDGET_WALL_BOUND = 45.0  # the whole run: three honest students, the sleepy one, start-up
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_submission_that_answers_just_in_time_is_stopped_by_its_budget(tmp_path, mode, monkeypatch):
+    cls, out = tmp_path / "class", tmp_path / "out"
+    cls.mkdir()
+    for path in CNN_CORRECT:
+        (cls / f"honest_{path.parent.name if path.name == 'cnn_layers.py' else path.stem}.py").write_text(
+            path.read_text())
+    sleepy = CNN_CORRECT[1].read_text() + SLEEPY.format(sleep=0.85 * TIMEOUT, functions=list(CNN.functions))
+    (cls / "sleepy.py").write_text(sleepy)
+    # The budget comes from the course configuration here, from --budget in the other modes.
+    budget = ["--budget", f"{BUDGET:g}"]
+    if mode == "spawn":
+        (tmp_path / "course.toml").write_text(f"[limits]\nbudget = {BUDGET:g}\n")
+        budget = ["--config", str(tmp_path / "course.toml")]
+    started = time.monotonic()
+    code = main([str(cls), "-a", "cnn", "--out", str(out), "--jobs", "2", "--timeout", f"{TIMEOUT:g}",
+                 *budget, "--sandbox", mode, "--quiet"])
+    wall = time.monotonic() - started
+    assert code == 0
+    by = {s["student"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
+    assert sorted(by) == sorted(p.stem for p in cls.glob("*.py"))
+    for name, sub in by.items():
+        if name.startswith("honest"):
+            assert sub["status"] == "graded" and sub["score"] == 100.0, \
+                (name, [c["message"] for c in sub["checks"] if not c["passed"]])
+
+    sub = by["sleepy"]
+    assert sub["status"] == "graded"
+    passed = [c for c in sub["checks"] if c["passed"]]
+    failed = [c for c in sub["checks"] if not c["passed"]]
+    assert failed and sub["score"] < 100.0  # only what it answered in time can earn credit
+    assert all(c["diagnoses"] == ["submission.timeout"] for c in failed), \
+        [(c["id"], c["message"]) for c in failed if c["diagnoses"] != ["submission.timeout"]]
+    messages = [c["message"] for c in failed]
+    assert not any(f"ran past the {TIMEOUT:g} s limit" in m for m in messages), messages  # no call timed out
+    # One call was cut short by the budget (not by its own limit); the later ones never ran.
+    assert sum(f"was stopped: the submission's time budget of {BUDGET:g} s ran out during this call" in m
+               for m in messages) == 1, messages
+    assert any(f"was not called: the submission had used up its time budget of {BUDGET:g} s" in m
+               for m in messages), messages
+    assert all("time budget" in m and "the time all of its calls may take together" in m for m in messages), messages
+    assert any(note.startswith(f"Its time budget of {BUDGET:g} s") for note in sub["notes"]), sub["notes"]
+    print(f"\n[{mode}] budget: the sleepy submission took {sub['seconds']:.1f} s ({len(passed)} checks passed, "
+          f"{len(failed)} stopped); the class {wall:.1f} s")
+    assert sub["seconds"] < SLEEPY_BOUND, sub["seconds"]
+    assert wall < BUDGET_WALL_BOUND, wall
