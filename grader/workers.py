@@ -70,13 +70,14 @@ def protocol_error(exc: codec.CodecError, received: int = 0) -> WorkerProtocolEr
 # then its definitions alone) and not the grader's own work. When it is used up, the
 # call under way is stopped and every later check fails with submission.timeout, saying
 # that the budget ran out. How it was chosen: what it counts, measured over every
-# correct example and variant (a quiet 2-core machine, every check, --sandbox none and
-# spawn), is at most 0.30 s for cnn (~180 calls; the loops of ok_loops and of
+# correct example and variant (a 2-core machine, every check, --sandbox none and spawn),
+# is at most 0.35 s: cnn 0.33 s (~180 calls; the loops of ok_loops and of
 # examples/submissions/cnn/alice, and one doing every multiply-add as a Python
-# statement, are the slowest) and 0.15 s for rnn (49 calls). 60 s is 200 times that,
-# still 20 times it on a machine 10 times slower; a submission that answers every call
-# just inside the 10 s per-call limit then costs about a minute instead of ~30 minutes
-# (each attempt: one graded again after its worker died gets a fresh budget).
+# statement, are the slowest), rnn 0.34 s (49 calls), cs231n 0.35 s (162 calls), fman45
+# 0.13 s (96 calls). 60 s is 170 times that, still 17 times it on a machine 10 times
+# slower; a submission that answers every call just inside the 10 s per-call limit then
+# costs about a minute instead of ~30 minutes (each attempt: one graded again after its
+# worker died gets a fresh budget).
 DEFAULT_BUDGET = 60.0
 
 

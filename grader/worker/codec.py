@@ -21,9 +21,11 @@ before any buffer for it exists; the grader then kills the worker and the call f
 with `submission.bad_return`):
 
 - one frame from a worker: at most MAX_REPLY_BYTES = 16 MiB, its JSON header at most
-  MAX_REPLY_HEADER_BYTES = 1 MiB. The largest honest replies the cnn and rnn checks
-  get from a correct submission are 65,693 bytes (header 9,114 bytes), measured over
-  every correct example and variant: 255x (115x for headers) room;
+  MAX_REPLY_HEADER_BYTES = 1 MiB. The largest replies of the cnn, rnn, cs231n and
+  fman45 checks are 65,723 bytes (headers 9,115 bytes), measured over every example
+  and variant: 255x (115x for headers) room. A course's own checks (`--course`) must
+  keep a returned value under 15 MiB (about 2 million float64): a worker refuses a
+  larger one itself, as a bad return that says so;
 - everything the grader reads from a worker while one request waits for its answer,
   frames that answer no request (stale or forged ids) included: at most
   MAX_CALL_BYTES = 32 MiB. A worker writing frames between calls has them counted
