@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.models import clean_text
-from grader.source import defined_functions
 
 CODE_SUFFIXES = (".py", ".ipynb")
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules", "__MACOSX"}
@@ -182,14 +181,16 @@ def _add_canvas_file(submissions: dict[str, Submission], entry: Path, base: Path
     sub.aliases[entry] = original
 
 
-def _text_of(path: Path) -> str:
-    """Best-effort source text for choosing a file (errors surface later, when loading)."""
+def _functions_of(sub: Submission, path: Path) -> set[str]:
+    """The top-level names a file defines, for choosing a file (errors surface later, when
+    loading). Read as grading reads it, under the same bounds and with the same name, so
+    that a file that is costly to read is read once (grader.source keeps the answer)."""
     from grader.source import SourceError, load
 
     try:
-        return load(path, path.name).text
+        return load(path, sub.relative(path)).functions
     except SourceError:
-        return ""
+        return set()
 
 
 def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> None:
@@ -203,7 +204,7 @@ def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> 
     elif len(candidates) == 1:
         sub.main = candidates[0]
     else:
-        scored = [(len(defined_functions(_text_of(f)) & set(functions)), -len(f.parts), f.suffix == ".py", f)
+        scored = [(len(_functions_of(sub, f) & set(functions)), -len(f.parts), f.suffix == ".py", f)
                   for f in candidates]
         scored.sort(key=lambda s: (s[0], s[1], s[2]), reverse=True)
         sub.main = scored[0][3]
@@ -224,7 +225,7 @@ def detect_assignment(subs: list[Submission], assignments: dict) -> str | None:
     for sub in subs[:50]:
         defined = set()
         for f in sub.candidates[:5]:
-            defined |= defined_functions(_text_of(f))
+            defined |= _functions_of(sub, f)
         for name, assignment in assignments.items():
             votes[name] += len(defined & set(assignment.functions))
     ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
