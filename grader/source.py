@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -90,16 +92,25 @@ def load(path: Path, display_name: str) -> Code:
         key = (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, kind, display_name)
         answer = _CACHE.get(key)
         if answer is None:
-            raw = path.read_bytes()
-            if len(raw) > MAX_SOURCE_BYTES:  # it grew since stat
-                raise SourceError("submission.unreadable", f"{display_name} is over 10 MB; files over "
-                                  "10 MB are not graded")
+            raw = _read_bytes(path, display_name)
             answer = _read(kind, raw, display_name)
             del raw
             _CACHE.put(key, answer)
     except OSError as exc:
         raise SourceError("submission.unreadable", f"{display_name} cannot be read ({exc.strerror})") from exc
     return _code(answer, display_name, module_name_for(path))
+
+
+def _read_bytes(path: Path, display_name: str) -> bytes:
+    """The file's bytes, at most MAX_SOURCE_BYTES of them; never blocks on a FIFO or a device."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError("submission.unreadable", f"{display_name} is not a regular file")
+        raw = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:  # it grew since stat
+        raise SourceError("submission.unreadable", f"{display_name} is over 10 MB; files over 10 MB are not graded")
+    return raw
 
 
 def _code(answer: dict, display_name: str, module_name: str) -> Code:

@@ -321,3 +321,28 @@ def test_remove_tree_takes_any_depth_and_follows_no_link(tmp_path):
     remove_tree(top)
     assert not top.exists()
     assert (outside / "keep.txt").read_text() == "keep"
+
+
+def test_a_fifo_named_like_code_is_refused_without_blocking(tmp_path):
+    import threading
+
+    from grader.discover import discover
+    from grader.source import SourceError, load
+
+    os.mkfifo(tmp_path / "fifo.py")
+    (tmp_path / "ok.py").write_text(ALICE)
+    outcome = {}
+
+    def read():
+        sub = next(s for s in discover(tmp_path) if s.student == "fifo")
+        outcome["hash"] = sub.content_hash()
+        try:
+            load(sub.root, "fifo.py")
+        except SourceError as exc:
+            outcome["error"] = (exc.code, exc.message)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert outcome["error"] == ("submission.unreadable", "fifo.py is not a regular file")
