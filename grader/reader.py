@@ -17,6 +17,7 @@ import io
 import json
 import re
 import sys
+import threading
 import tokenize
 
 SELF_CHECK = "grader.selfcheck"
@@ -88,10 +89,26 @@ def _exhausted() -> bool:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > _limit_mb * 2**20 // 2
 
 
+# CPython 3.11 keeps the depth of ast's tree conversion in interpreter-wide state: two
+# threads converting at once (the grader's threads each load a submission) corrupt it
+# and get "SystemError: AST constructor recursion depth mismatch" (cpython#106905).
+_PARSE_LOCK = threading.Lock()
+
+
+def _ast_parse(text: str, display: str):
+    with _PARSE_LOCK:
+        for attempt in range(3):
+            try:
+                return ast.parse(text, filename=display)
+            except SystemError:  # another thread's ast.parse (a traceback's, say) ran meanwhile
+                if attempt == 2:
+                    raise
+
+
 def _parse(text: str, display: str):
     """The tree, or the exception that stopped ast (a Refused for memory)."""
     try:
-        return ast.parse(text, filename=display), None
+        return _ast_parse(text, display), None
     except MemoryError as exc:
         if _exhausted():
             raise Refused("submission.too_complex", _too_large(display)) from None
