@@ -3,7 +3,10 @@
 Every entry is checked before a byte is written: absolute paths, `..` components,
 drive letters, symbolic links and device files are refused (a "zip slip" entry
 could otherwise write anywhere the grader can), and the sizes are capped against zip
-bombs. What is refused is reported, never silently dropped.
+bombs. What is refused is reported, never silently dropped. An entry more than
+MAX_DEPTH folders down is refused too, but its first MAX_DEPTH folders are still made,
+so that its student is found and discovery's note on that student says what was too
+deep. Folders are made with a loop (grader.trees), never by recursion.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from grader.trees import make_dirs
+
 MAX_ENTRY_BYTES = 20 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_ENTRIES = 20_000
+# Room for a wrapping folder and the student's own around discovery's bound (32).
+MAX_DEPTH = 40
 
 
 class ClassZipError(Exception):
@@ -40,6 +47,7 @@ def extract(zip_path: Path, target: Path) -> list[str]:
         raise ClassZipError(f"{zip_path} is not a readable zip file ({exc})") from None
     root = target.resolve()
     total = 0
+    too_deep: list[str] = []
     with archive:
         entries = archive.infolist()
         if len(entries) > MAX_ENTRIES:
@@ -48,33 +56,61 @@ def extract(zip_path: Path, target: Path) -> list[str]:
             mode = info.external_attr >> 16
             relative = _safe_relative(info.filename)
             if relative is None:
-                refused.append(f"{info.filename} (a path outside the extraction folder)")
+                refused.append(f"{_shown(info.filename)} (a path outside the extraction folder)")
                 continue
             kind = stat.S_IFMT(mode)  # 0 when the zip records no file type (Windows tools)
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-                refused.append(f"{info.filename} (a link or special file)")
+                refused.append(f"{_shown(info.filename)} (a link or special file)")
+                continue
+            folders = relative.parts if info.is_dir() else relative.parts[:-1]
+            if len(folders) > MAX_DEPTH:  # checked first: resolving a path costs a call per folder
+                too_deep.append(info.filename)
+                _make(root, folders[:MAX_DEPTH + 1])  # the student is still found, with a note
                 continue
             destination = root.joinpath(*relative.parts)
             if os.path.commonpath([root, destination.resolve()]) != str(root):
-                refused.append(f"{info.filename} (a path outside the extraction folder)")
+                refused.append(f"{_shown(info.filename)} (a path outside the extraction folder)")
                 continue
             if info.is_dir():
-                destination.mkdir(parents=True, exist_ok=True)
+                if not _make(root, relative.parts):
+                    refused.append(f"{_shown(info.filename)} (the folder cannot be made)")
                 continue
             if info.file_size > MAX_ENTRY_BYTES:
-                refused.append(f"{info.filename} (over {MAX_ENTRY_BYTES // (1024 * 1024)} MB)")
+                refused.append(f"{_shown(info.filename)} (over {MAX_ENTRY_BYTES // (1024 * 1024)} MB)")
                 continue
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
                 raise ClassZipError(f"{zip_path} unpacks to more than 1 GB")
-            destination.parent.mkdir(parents=True, exist_ok=True)
             try:
+                make_dirs(destination.parent)
                 with archive.open(info) as src, open(destination, "xb") as dst:
                     # Read at most the declared size + 1: a lying header cannot blow past the cap.
                     shutil.copyfileobj(_Capped(src, info.file_size), dst)
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
-                refused.append(f"{info.filename} ({exc})")
+                refused.append(f"{_shown(info.filename)} ({_first_line(exc)})")
+    if too_deep:
+        refused.append(f"{len(too_deep)} {'entry' if len(too_deep) == 1 else 'entries'} more than {MAX_DEPTH} "
+                       "folders deep, first "
+                       f"{_shown(too_deep[0])}")
     return refused
+
+
+def _make(root: Path, parts: tuple[str, ...]) -> bool:
+    try:
+        make_dirs(root.joinpath(*parts))
+        return True
+    except OSError:
+        return False
+
+
+def _shown(name: str) -> str:
+    """An entry's name for a message: whole when short, else its start and end."""
+    return name if len(name) <= 300 else f"{name[:150]}...{name[-100:]} ({len(name)} characters)"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 class _Capped:

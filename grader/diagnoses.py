@@ -41,6 +41,12 @@ register("submission.empty", "The submission holds no code.",
          "Check that you submitted the file you worked on, saved.")
 register("submission.unreadable", "The file cannot be read as Python source or as a notebook.",
          "Save it as UTF-8 text (.py) or a Jupyter notebook (.ipynb) and submit again.")
+register("submission.too_complex", "The file is too large or too deeply nested for the grader to parse.",
+         "Keep large data out of the code (load it from a file beside it), and split very deep "
+         "expressions into steps.")
+register("submission.too_slow_to_parse", "Reading the file (decoding and parsing it) took longer than the "
+         "grader allows.",
+         "Save the file as plain UTF-8, without an unusual `# coding:` line, and keep large data out of the code.")
 register("submission.missing_function", "A required function is not defined, or not under its exact name.",
          "The assignment's template lists every function with its exact name and arguments.")
 register("submission.timeout", "A call ran past its time limit, or all the calls together used up the "

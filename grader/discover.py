@@ -7,7 +7,10 @@ class download as a zip (see `grader.classzip`). Learning-platform names are
 understood: Canvas's flat `lastname_12345_67890_cnn_layers.py` (files of one
 student grouped, the original names restored) and Moodle's folders
 `Ann Smith_12345_assignsubmission_file_`. Hidden files, `__pycache__` and
-`.ipynb_checkpoints` are ignored; symbolic links are never followed.
+`.ipynb_checkpoints` are ignored; symbolic links are never followed. A student's
+folder is walked with a loop, not recursion, to at most MAX_DEPTH folders down;
+what lies deeper (or past the other bounds below) is left behind with a note on that
+student.
 """
 
 from __future__ import annotations
@@ -15,16 +18,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.models import clean_text
-from grader.source import defined_functions
 
 CODE_SUFFIXES = (".py", ".ipynb")
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules", "__MACOSX"}
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_TOTAL_BYTES = 50 * 1024 * 1024
+# Inside a student's folder: at most this many folders down, this long a path (in
+# bytes) and this many entries looked at; beyond, files are left behind with a note.
+MAX_DEPTH = 32
+MAX_PATH_BYTES = 1024
+MAX_ENTRIES = 20_000
+MAX_CHOICES = 10  # code files read to choose the one to grade, when none has the contract's name
 # Canvas: name[_LATE]_userid_submissionid_original.py; a resubmission may add "-1" to the original name.
 CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<original>.+)$")
 CANVAS_RESUBMIT = re.compile(r"^(?P<stem>.+?)-\d+(?P<suffix>\.\w+)$")
@@ -81,10 +90,22 @@ class Submission:
         for path, name in sorted(self.copies(), key=lambda p: p[1]):
             digest.update(name.encode("utf-8", "surrogateescape") + b"\0")  # the name's real bytes
             try:
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+                digest.update(_file_digest(path))
             except OSError:
                 digest.update(b"unreadable")
         return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    """sha256 of a file, read in pieces: a code file is listed whatever its size."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path.name} is not a regular file")  # a FIFO would block for ever
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
 
 
 def _ignored(name: str) -> bool:
@@ -92,28 +113,80 @@ def _ignored(name: str) -> bool:
 
 
 def _walk_files(folder: Path, notes: list[str]) -> list[Path]:
-    files, total = [], 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if _ignored(name):
+    """The student's files, in os.walk's order (each folder's files by name, then its
+    folders, depth first), walked with a loop, not recursion, and within bounds: folders
+    more than MAX_DEPTH below `folder`, paths over MAX_PATH_BYTES and what comes after
+    MAX_ENTRIES entries are not looked at, each named in one note."""
+    files, total, seen = [], 0, 0
+    too_deep: list[str] = []
+    too_long: list[str] = []
+    stack = [(folder, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = []
+                for entry in listing:
+                    seen += 1
+                    if seen > MAX_ENTRIES:
+                        break
+                    entries.append(entry)
+        except OSError as exc:
+            notes.append(f"{_shown(directory, folder)} could not be read ({exc.strerror}) and was left behind")
+            continue
+        subfolders = []
+        for entry in sorted(entries, key=lambda e: e.name):
+            if _ignored(entry.name):
                 continue
-            if path.is_symlink():
-                notes.append(f"{path.relative_to(folder)} is a symbolic link and was not used")
+            path = Path(entry.path)
+            relative = path.relative_to(folder)
+            try:
+                if entry.is_symlink():
+                    notes.append(f"{_shown(path, folder)} is a symbolic link and was not used")
+                    continue
+                if len(os.fsencode(relative)) > MAX_PATH_BYTES:
+                    too_long.append(_shown(path, folder))
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(path)
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                size = entry.stat(follow_symlinks=False).st_size
+            except OSError as exc:
+                notes.append(f"{_shown(path, folder)} could not be read ({exc.strerror}) and was left behind")
                 continue
-            if not path.is_file():
-                continue
-            size = path.stat().st_size
             if size > MAX_FILE_BYTES and path.suffix not in CODE_SUFFIXES:
-                notes.append(f"{path.relative_to(folder)} is over 10 MB and was left behind")
+                notes.append(f"{_shown(path, folder)} is over 10 MB and was left behind")
                 continue
             total += min(size, MAX_FILE_BYTES)
             if total > MAX_TOTAL_BYTES:
                 notes.append("the folder holds over 50 MB; the remaining files were left behind")
                 return files
             files.append(path)
+        if depth >= MAX_DEPTH:
+            too_deep += [_shown(p, folder) for p in subfolders]
+        else:
+            stack += [(p, depth + 1) for p in reversed(subfolders)]
+        if seen > MAX_ENTRIES:
+            notes.append(f"the folder holds over {MAX_ENTRIES} files and folders; the rest were not looked at")
+            break
+    if too_deep:
+        notes.append(f"{len(too_deep)} folder(s) more than {MAX_DEPTH} folders deep were not looked at, "
+                     f"nor anything in them (first: {too_deep[0]})")
+    if too_long:
+        notes.append(f"{len(too_long)} file(s) or folder(s) whose path is over {MAX_PATH_BYTES} bytes were left "
+                     f"behind (first: {too_long[0]})")
     return files
+
+
+def _shown(path: Path, folder: Path) -> str:
+    """A path inside the student's folder for a note: whole when short, else its first
+    and last parts around how many folders were left out."""
+    parts = path.relative_to(folder).parts if path != folder else (path.name,)
+    if len(parts) > 6 or sum(len(p) for p in parts) > 200:
+        parts = [p[:40] for p in parts[:2]] + [f"... {len(parts) - 3} folders ..."] + [parts[-1][:40]]
+    return clean_text("/".join(parts))
 
 
 def discover(path: Path) -> list[Submission]:
@@ -182,14 +255,16 @@ def _add_canvas_file(submissions: dict[str, Submission], entry: Path, base: Path
     sub.aliases[entry] = original
 
 
-def _text_of(path: Path) -> str:
-    """Best-effort source text for choosing a file (errors surface later, when loading)."""
+def _functions_of(sub: Submission, path: Path) -> set[str]:
+    """The top-level names a file defines, for choosing a file (errors surface later, when
+    loading). Read as grading reads it, under the same bounds and with the same name, so
+    that a file that is costly to read is read once (grader.source keeps the answer)."""
     from grader.source import SourceError, load
 
     try:
-        return load(path, path.name).text
+        return load(path, sub.relative(path)).functions
     except SourceError:
-        return ""
+        return set()
 
 
 def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> None:
@@ -203,11 +278,16 @@ def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> 
     elif len(candidates) == 1:
         sub.main = candidates[0]
     else:
-        scored = [(len(defined_functions(_text_of(f)) & set(functions)), -len(f.parts), f.suffix == ".py", f)
-                  for f in candidates]
+        # Each file read can cost its reading child seconds: a few, the shallowest first.
+        considered = candidates if len(candidates) <= MAX_CHOICES else \
+            sorted(candidates, key=lambda f: (len(f.parts), f.suffix != ".py", f.as_posix()))[:MAX_CHOICES]
+        scored = [(len(_functions_of(sub, f) & set(functions)), -len(f.parts), f.suffix == ".py", f)
+                  for f in considered]
         scored.sort(key=lambda s: (s[0], s[1], s[2]), reverse=True)
         sub.main = scored[0][3]
-        sub.notes.append(f"graded {sub.relative(sub.main)}: of the {len(candidates)} code files it defines "
+        read = f"the {len(candidates)}" if considered is candidates else \
+            f"the {MAX_CHOICES} least deep of its {len(candidates)}"
+        sub.notes.append(f"graded {sub.relative(sub.main)}: of {read} code files it defines "
                          f"the most required functions ({scored[0][0]})")
 
 
@@ -224,7 +304,7 @@ def detect_assignment(subs: list[Submission], assignments: dict) -> str | None:
     for sub in subs[:50]:
         defined = set()
         for f in sub.candidates[:5]:
-            defined |= defined_functions(_text_of(f))
+            defined |= _functions_of(sub, f)
         for name, assignment in assignments.items():
             votes[name] += len(defined & set(assignment.functions))
     ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)

@@ -58,6 +58,9 @@ def _grading_process(tasks, conn, subs, assignment, oracle, options, first=None)
                 result = internal_error_result(subs[index], assignment, exc)
             conn.send_bytes(json.dumps({"done": index, "result": result.model_dump_json()}).encode())
     finally:
+        # SIGTERM asks for this clean-up: once it has begun, a SIGTERM must not cut it
+        # short and leave the slot's folder (and what a submission built in it) behind.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         pool.close()
         conn.close()
 

@@ -162,10 +162,10 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
         return Attempt(error_result(sub, assignment, exc.code, exc.message))
     code.module_name = module_name_for(Path(sub.name_of(sub.main)))  # Canvas renames files
 
-    banned = forbidden_imports(code.text, list(assignment.forbidden_imports), code.tree)
+    banned = forbidden_imports(code.text, list(assignment.forbidden_imports), code.imports)
     copies = sub.copies()
     main_copy = next(name for path, name in copies if path == sub.main)
-    banned += toolkit_imports(code.text, code.tree, [name for _, name in copies],
+    banned += toolkit_imports(code.text, code.imports, [name for _, name in copies],
                               PurePosixPath(main_copy).parent.as_posix().strip('.'))
     copies += assignment.provided_copies(PurePosixPath(main_copy).parent, {name for _, name in copies})
     workdir = slot.new_workdir(copies)

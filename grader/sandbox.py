@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.assignment import TOOLKIT_PACKAGES
+from grader.trees import make_dirs, remove_tree
 from grader.workers import (  # noqa: F401 - re-exported: the sandbox's public names
     Limits,
     OutputCapture,
@@ -378,17 +379,19 @@ class Slot:
         """A fresh helper: the old one is killed from outside, whatever state it is in."""
         self.close()
         for leftover in self.scratch.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
+            remove_tree(leftover)
 
     def new_workdir(self, files: list[tuple[Path, str]]) -> Path:
         """A fresh directory holding a copy of the submission's files only."""
         workdir = Path(tempfile.mkdtemp(prefix="w-", dir=self.scratch))
+        made = [workdir]
         for source, relative in files:
             target = workdir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
+            made += make_dirs(target.parent)  # iterative: discovery bounds the depth, not this
             shutil.copyfile(source, target)
+            made.append(target)
         if self.uid is not None:
-            for path in [workdir, *workdir.rglob("*")]:
+            for path in made:
                 os.chown(path, self.uid, self.uid, follow_symlinks=False)
         return workdir
 
@@ -415,7 +418,7 @@ class Slot:
             from grader.worker.zygote import kill_uid
 
             kill_uid(self.uid)  # every process of the slot's uid, however detached
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)  # whatever the code built in it: any depth, any path length
 
     def close(self) -> None:
         if self.zygote is not None:
@@ -445,4 +448,4 @@ class SlotPool:
     def close(self) -> None:
         for slot in self.slots:
             slot.close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        remove_tree(self.run_dir)

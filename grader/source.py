@@ -1,26 +1,48 @@
 """From a submitted file to Python source the worker can run.
 
 - `.py`: decoded as Python decodes it (BOM, `# -*- coding: ... -*-`, CRLF).
-- `.ipynb`: read with nbformat; code cells joined in order; IPython magics
-  (`%...`, `%%...`), shell escapes (`!...`) and help lines (`x?`) dropped. A cell
-  that does not parse is left out (and named), as Jupyter would have failed it.
+- `.ipynb`: read as JSON; code cells joined in order; IPython magics (`%...`,
+  `%%...`), shell escapes (`!...`) and help lines (`x?`) dropped. A cell that does
+  not parse is left out (and named), as Jupyter would have failed it.
 - the definitions-only reduction: imports, functions, classes and simple constant
   assignments, for when the module's top level fails or runs too long.
 - the static scan for forbidden imports, so the report can name them.
 
-Only `ast.parse` runs here: no student code is executed in the grader's process.
+The file is read, decoded and parsed once, by grader.reader, which keeps only a few
+facts of the syntax tree. Nothing of a submission is read without a bound: a file of
+at most PARSE_IN_PROCESS_BYTES is read in the grader's process (the worst tree such a
+file can build, one name per two bytes, costs ~60 MB and well under a second); a
+larger one is read in a fresh `python -I -S` child limited to PARSE_MEMORY_MB of
+address space and PARSE_CPU_SECONDS of CPU time (and PARSE_WALL_SECONDS of wall
+clock), and a file that exhausts them is refused with submission.too_complex or
+submission.too_slow_to_parse, on that student alone. The child is started with
+subprocess (fork and exec at once), never by forking the grader to run Python.
+
+Only parsing and decoding run here: no student code is executed in the grader's process.
 """
 
 from __future__ import annotations
 
-import ast
-import io
+import inspect
+import json
+import os
 import re
-import tokenize
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from grader import reader
+
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
+PARSE_IN_PROCESS_BYTES = 64 * 1024  # read in the grader's own process up to this size
+PARSE_MEMORY_MB = 512  # the reading child's address space
+PARSE_CPU_SECONDS = 5  # the reading child's CPU time
+PARSE_WALL_SECONDS = 20  # and its wall-clock time, for a child that gets no CPU
 
 
 class SourceError(Exception):
@@ -34,27 +56,25 @@ class SourceError(Exception):
 
 @dataclass
 class Code:
-    """Runnable source of one submission, with where each line came from."""
+    """Runnable source of one submission, with where each line came from, and what the
+    grader needs of its syntax tree (computed once, when it was read)."""
 
     text: str
     display_name: str  # the file as the student knows it, for messages
     module_name: str
-    cell_of_line: list[tuple[int, int]] | None = None  # notebooks: line -> (cell number, line in cell)
+    cell_starts: list[tuple[int, int]] | None = None  # notebooks: (first line, cell number) per cell
     notes: list[str] = field(default_factory=list)
     skipped_cells: list[int] = field(default_factory=list)
-    tree: ast.Module | None = None
+    functions: set[str] = field(default_factory=set)  # top-level functions and assigned names
+    imports: list[tuple[str, int]] = field(default_factory=list)  # every module imported, first line
+    definitions: str = ""  # the definitions-only reduction of `text`
 
     def where(self, line: int | None) -> str:
         """'line 12' for .py files, 'cell 3, line 2' for notebooks."""
-        if line is None:
-            return ""
-        if self.cell_of_line and 1 <= line <= len(self.cell_of_line):
-            cell, in_cell = self.cell_of_line[line - 1]
-            return f"cell {cell}, line {in_cell}"
-        return f"line {line}"
+        return reader.where(self.cell_starts, line)
 
     def definitions_only(self) -> str:
-        return definitions_only(self.text)
+        return self.definitions
 
 
 def module_name_for(path: Path) -> str:
@@ -62,193 +82,183 @@ def module_name_for(path: Path) -> str:
 
 
 def load(path: Path, display_name: str) -> Code:
-    """Read and decode a submission file. Raises SourceError with a diagnosis code."""
+    """Read, decode and parse a submission file. Raises SourceError with a diagnosis code."""
     try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
+        info = path.stat()
+        if info.st_size > MAX_SOURCE_BYTES:
             raise SourceError("submission.unreadable",
-                              f"{display_name} is {size / 1e6:.1f} MB; files over 10 MB are not graded")
-        raw = path.read_bytes()
+                              f"{display_name} is {info.st_size / 1e6:.1f} MB; files over 10 MB are not graded")
+        kind = "notebook" if path.suffix == ".ipynb" else "python"
+        key = (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, kind, display_name)
+        answer = _CACHE.get(key)
+        if answer is None:
+            raw = _read_bytes(path, display_name)
+            answer = _read(kind, raw, display_name)
+            del raw
+            _CACHE.put(key, answer)
     except OSError as exc:
         raise SourceError("submission.unreadable", f"{display_name} cannot be read ({exc.strerror})") from exc
-    if path.suffix == ".ipynb":
-        code = _load_notebook(raw, display_name, module_name_for(path))
-    else:
-        code = Code(_decode_python(raw, display_name), display_name, module_name_for(path))
-    code.tree = _parse(code.text, display_name, code)
-    if not code.tree.body:
-        raise SourceError("submission.empty", f"{display_name} holds no code")
-    return code
+    return _code(answer, display_name, module_name_for(path))
 
 
-def _decode_python(raw: bytes, display_name: str) -> str:
-    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SourceError("submission.unreadable", f"{display_name} is a binary file, not Python source")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SourceError("submission.unreadable",
-                          f"{display_name} is saved as UTF-16; save it as UTF-8 and submit again")
+def _read_bytes(path: Path, display_name: str) -> bytes:
+    """The file's bytes, at most MAX_SOURCE_BYTES of them; never blocks on a FIFO or a device."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError("submission.unreadable", f"{display_name} is not a regular file")
+        raw = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:  # it grew since stat
+        raise SourceError("submission.unreadable", f"{display_name} is over 10 MB; files over 10 MB are not graded")
+    return raw
+
+
+def _code(answer: dict, display_name: str, module_name: str) -> Code:
+    if not answer.get("ok"):
+        raise SourceError(answer["code"], answer["message"])
+    starts = answer.get("cell_starts")
+    return Code(answer["text"], display_name, module_name,
+                [tuple(s) for s in starts] if starts is not None else None,
+                list(answer["notes"]), list(answer["skipped"]), set(answer["functions"]),
+                [(name, line) for name, line in answer["imports"]], answer["definitions"])
+
+
+def _read(kind: str, raw: bytes, display_name: str) -> dict:
+    """grader.reader's answer for these bytes: in this process when they are few, else
+    in a limited child."""
+    if len(raw) <= PARSE_IN_PROCESS_BYTES:
+        return reader.read(kind, raw, display_name)
+    return _read_in_child(kind, raw, display_name)
+
+
+_READER_SOURCE: str | None = None
+# The child's CPU limit ends it with SIGXCPU, and SIGKILL a second later (none on Windows).
+_CPU_SIGNALS = {getattr(signal, name) for name in ("SIGXCPU", "SIGKILL") if hasattr(signal, name)}
+
+
+def _read_in_child(kind: str, raw: bytes, display_name: str) -> dict:
+    global _READER_SOURCE
+    if _READER_SOURCE is None:
+        _READER_SOURCE = inspect.getsource(reader)
+    command = [sys.executable, "-I", "-S", "-c", _READER_SOURCE, str(PARSE_MEMORY_MB), str(PARSE_CPU_SECONDS)]
+    request = json.dumps({"kind": kind, "display": display_name}).encode() + b"\n" + raw
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
-        text = raw.decode(encoding)
-    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
-        raise SourceError("submission.unreadable",
-                          f"{display_name} is not valid UTF-8 and names no other encoding "
-                          f"(save it as UTF-8): {exc}") from exc
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _parse(text: str, display_name: str, code: Code) -> ast.Module:
-    """The module's syntax tree, parsed once: the checks below all read it."""
-    try:
-        return ast.parse(text, filename=display_name)
-    except SyntaxError as exc:
-        where = code.where(exc.lineno) or "an unknown line"
-        raise SourceError("submission.syntax_error",
-                          f"{display_name}, {where}: {exc.msg}") from exc
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise SourceError("submission.syntax_error", f"{display_name} cannot be parsed: {exc}") from exc
-
-
-# -------------------------------------------------------------------- notebooks
-_MAGIC = re.compile(r"^\s*(%|!)")
-SELF_CHECK = "grader.selfcheck"
-_HELP = re.compile(r"^\s*\?|\?\s*$")
-
-
-def _load_notebook(raw: bytes, display_name: str, module_name: str) -> Code:
-    import nbformat
-
-    try:
-        nb = nbformat.reads(raw.decode("utf-8-sig"), as_version=nbformat.NO_CONVERT)
-    except UnicodeDecodeError as exc:
-        raise SourceError("submission.unreadable", f"{display_name} is not UTF-8 text") from exc
-    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad JSON
-        raise SourceError("submission.unreadable",
-                          f"{display_name} is not a valid notebook: {_first_line(exc)}") from exc
-    major = nb.get("nbformat") if isinstance(nb, dict) else None
-    if major != 4:
-        raise SourceError("submission.unreadable",
-                          f"{display_name} is a version {major} notebook; open it in Jupyter and save "
-                          "it again to get version 4")
-    lines: list[str] = []
-    origin: list[tuple[int, int]] = []
-    skipped, notes = [], []
-    code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-    for number, cell in enumerate(code_cells, start=1):
-        source = cell.get("source", "")
-        if isinstance(source, list):
-            source = "".join(source)
-        cell_lines = source.replace("\r\n", "\n").split("\n")
-        if cell_lines and cell_lines[0].lstrip().startswith("%%"):
-            continue  # a cell magic (%%bash, %%time, ...): not plain Python
-        if SELF_CHECK in source:
-            continue  # the template's self-check cell: it runs the grader, it is not the answer
-        kept = ["" if _MAGIC.match(line) or _HELP.search(line) else line for line in cell_lines]
+        done = subprocess.run(command, input=request, capture_output=True, timeout=PARSE_WALL_SECONDS,
+                              cwd="/", check=False)
+    except subprocess.TimeoutExpired:
+        return _too_slow(display_name)
+    except OSError as exc:  # the machine's doing: no score, and --resume reads it again
+        raise SourceError("grader.internal_error", f"the grader could not read {display_name}: its reading "
+                          f"process did not start ({exc})") from None
+    finally:
+        del request
+    ready, _, out = done.stdout.partition(b"\n")
+    if ready == b"ready" and done.returncode == 0:
         try:
-            ast.parse("\n".join(kept))
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            lineno = getattr(exc, "lineno", None)
-            where = f", line {lineno}" if lineno else ""
-            skipped.append(number)
-            notes.append(f"code cell {number} does not parse{where} "
-                         f"({getattr(exc, 'msg', str(exc))}) and was left out")
-            continue
-        for i, line in enumerate(kept, start=1):
-            lines.append(line)
-            origin.append((number, i))
-        lines.append("")
-        origin.append((number, len(kept) + 1))
-    return Code("\n".join(lines), display_name, module_name, origin, notes, skipped)
+            answer = json.loads(out.decode("utf-8", "surrogatepass"))
+            if isinstance(answer, dict) and "ok" in answer:
+                return answer
+        except ValueError:
+            pass
+    if ready == b"ready" and -done.returncode in _CPU_SIGNALS:
+        return _too_slow(display_name)
+    if ready == b"ready" and b"MemoryError" in done.stderr:
+        return {"ok": False, "code": "submission.too_complex", "message": (
+            f"{display_name} is too large to parse: reading it needs more than {PARSE_MEMORY_MB} MB of memory "
+            "(keep large data out of the code, in a file beside it)")}
+    tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"status {done.returncode}"]
+    raise SourceError("grader.internal_error", f"the grader could not read {display_name}: its reading process "
+                      f"failed ({tail[0][:300]})")
 
 
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+def _too_slow(display_name: str) -> dict:
+    return {"ok": False, "code": "submission.too_slow_to_parse", "message": (
+        f"{display_name} could not be read in time: decoding and parsing it took more than "
+        f"{PARSE_CPU_SECONDS} s of CPU time, and the grader stopped")}
 
 
-# ---------------------------------------------------------- definitions only
-_SIMPLE_NODES = (ast.Constant, ast.Name, ast.Attribute, ast.Tuple, ast.List, ast.Set, ast.Dict,
-                 ast.UnaryOp, ast.BinOp, ast.Load, ast.operator, ast.unaryop, ast.Subscript, ast.Slice)
+class _Answers:
+    """Answers already computed in a child, for the same file read again (a file read
+    while choosing the assignment or the main file, then for grading), so that a file
+    that costs a child seconds costs them once. Bounded by the text it holds."""
+
+    LIMIT = 32 * 1024 * 1024
+
+    def __init__(self):
+        self._items: OrderedDict = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(answer: dict) -> int:
+        return len(answer.get("text", "")) + len(answer.get("definitions", "")) + 1000
+
+    def get(self, key):
+        with self._lock:
+            answer = self._items.get(key)
+            if answer is not None:
+                self._items.move_to_end(key)
+            return answer
+
+    def put(self, key, answer: dict) -> None:
+        size = self._size(answer)
+        if size > self.LIMIT // 4 or key[3] <= PARSE_IN_PROCESS_BYTES:
+            return  # small files are read again in no time
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = answer
+            self._weight += size
+            while self._weight > self.LIMIT:
+                _, old = self._items.popitem(last=False)
+                self._weight -= self._size(old)
 
 
-def _is_simple(node: ast.AST | None) -> bool:
-    return node is None or all(isinstance(n, _SIMPLE_NODES) for n in ast.walk(node))
+_CACHE = _Answers()
 
 
-def _is_definition(node: ast.stmt) -> bool:
-    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return True
-    if isinstance(node, ast.Assign):
-        return _is_simple(node.value)
-    if isinstance(node, ast.AnnAssign):
-        return _is_simple(node.value)
-    if isinstance(node, ast.Try):  # try: import x / except ImportError: ...
-        body = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
-        return all(_is_definition(s) or isinstance(s, ast.Pass) for s in body)
-    return False
+def _text_answer(text: str) -> dict:
+    return _read("text", text.encode("utf-8", "surrogatepass"), "<source>")
 
 
 def definitions_only(text: str) -> str:
     """The module reduced to what defines things; line numbers are kept (dropped
     statements become blank lines) so that messages still point at the right line."""
-    tree = ast.parse(text)
-    lines = text.split("\n")
-    keep = [False] * len(lines)
-    for node in tree.body:
-        if _is_definition(node):
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            for i in range(start - 1, node.end_lineno):
-                keep[i] = True
-    return "\n".join(line if k else "" for line, k in zip(lines, keep))
+    answer = _text_answer(text)
+    if not answer.get("ok"):
+        raise SourceError(answer["code"], answer["message"])
+    return answer["definitions"]
 
 
 # ------------------------------------------------------------------- scanning
 def defined_functions(text: str) -> set[str]:
     """Names of the top-level functions a source defines (for choosing a file)."""
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        answer = _text_answer(text)
+    except SourceError:
         return set()
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return names
+    return set(answer["functions"]) if answer.get("ok") else set()
 
 
-def imported_modules(text: str, tree: ast.Module | None = None) -> list[tuple[str, int]]:
-    """Every module the source imports anywhere, statically: (dotted name, line),
+def imported_modules(text: str) -> list[tuple[str, int]]:
+    """Every module the source imports anywhere, statically: (dotted name, first line),
     including `importlib.import_module("x")` and `__import__("x")` with a literal."""
-    if tree is None:
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.module, node.lineno))
-            found += [(f"{node.module}.{alias.name}", node.lineno) for alias in node.names]
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in ("import_module", "__import__"):
-                found.append((node.args[0].value, node.lineno))
-    return found
+    try:
+        answer = _text_answer(text)
+    except SourceError:
+        return []
+    return [(name, line) for name, line in answer["imports"]] if answer.get("ok") else []
 
 
-def forbidden_imports(text: str, forbidden: list[str], tree: ast.Module | None = None) -> list[tuple[str, int]]:
-    # No forbidden name anywhere in the text: nothing to find, and no tree to walk.
+def forbidden_imports(text: str, forbidden: list[str],
+                      imports: list[tuple[str, int]] | None = None) -> list[tuple[str, int]]:
+    """The forbidden modules the source imports, each with its first line. `imports` is
+    Code.imports when the source was loaded (else the text is read again)."""
+    # No forbidden name anywhere in the text: nothing to find.
     if not any(name.split(".")[-1] in text for name in forbidden):
         return []
     hits, seen = [], set()
-    for name, line in imported_modules(text, tree):
+    for name, line in (imported_modules(text) if imports is None else imports):
         for banned in forbidden:
             if (name == banned or name.startswith(banned + ".")) and banned not in seen:
                 seen.add(banned)
@@ -256,7 +266,7 @@ def forbidden_imports(text: str, forbidden: list[str], tree: ast.Module | None =
     return hits
 
 
-def toolkit_imports(text: str, tree: ast.Module | None, shipped: list[str],
+def toolkit_imports(text: str, imports: list[tuple[str, int]] | None, shipped: list[str],
                     main_folder: str = "") -> list[tuple[str, int]]:
     """Imports of the toolkit's packages that the submission does not provide itself.
     `shipped` are its files' paths in the worker's copy; a module is the student's own
@@ -272,4 +282,4 @@ def toolkit_imports(text: str, tree: ast.Module | None, shipped: list[str],
             relative = PurePosixPath(name[len(folder) + 1:] if folder else name)
             own.add(relative.parts[0] if len(relative.parts) > 1 else relative.stem)
     names = [p for p in TOOLKIT_PACKAGES if p not in own]
-    return forbidden_imports(text, names, tree) if names else []
+    return forbidden_imports(text, names, imports) if names else []
