@@ -16,6 +16,7 @@ import pytest
 from variant_grading import SUBMISSIONS, grade, student_from, summary
 
 import reference.cnn
+import reference.sequence
 from grader.assignment import available, named
 from grader.contract.adapt import course_reference
 from grader.contract.build import dropped_checks, in_process_fixtures, in_process_student
@@ -35,11 +36,26 @@ def assignments():
 
 
 # ------------------------------------------------------------------ the language
-def test_the_canonical_contract_is_the_references_own_signatures():
-    canonical = Canonical.of("cnn")
+@pytest.mark.parametrize("name, module", [("cnn", reference.cnn), ("seq", reference.sequence)])
+def test_the_canonical_contract_is_the_references_own_signatures(name, module):
+    canonical = Canonical.of(name)
+    public = getattr(module, "__all__", None)
+    if public is not None:
+        assert set(canonical.calls) == set(public)  # every function of the reference, declared
     for function, params in canonical.calls.items():
-        names = tuple(inspect.signature(getattr(reference.cnn, function)).parameters)
+        names = tuple(inspect.signature(getattr(module, function)).parameters)
         assert tuple(p.source for p in params) == names, function
+
+
+@pytest.mark.parametrize("name", ["cnn", "seq"])
+def test_every_gradient_has_its_inputs_layout(name):
+    """A backward's `dX` is laid out like its argument `X` (the canonical contract's letters agree)."""
+    canonical = Canonical.of(name)
+    for function, returns in canonical.returns.items():
+        arguments = {p.source: p.layout for p in canonical.calls[function]}
+        for result in returns.items:
+            if result.name.startswith("d") and result.name[1:] in arguments:
+                assert result.layout == arguments[result.name[1:]], (function, result.name)
 
 
 @pytest.mark.parametrize("canonical", ["NHWC", "HWIO", "ND", "O"])
