@@ -142,8 +142,16 @@ def test_checks_the_course_cannot_answer_are_dropped_and_named(assignments, tmp_
                         'call = "x:NCHW"\nfixed = { size = 3, stride = 3 }')
     (tmp_path / "contract.toml").write_text(text)
     contract = load_contract(tmp_path / "contract.toml")
-    dropped = dropped_checks(contract)
+    dropped = set(dropped_checks(contract)) - set(dropped_checks(assignments["cs231n"].contract))
     assert dropped and all(d.startswith("maxpool_") for d in dropped)
+
+
+def test_a_check_dropped_for_one_function_is_named_though_another_keeps_its_name(assignments):
+    """cs231n's naive convolution is defined only where the stride fits: conv2d_backward's
+    check against its forward's differences (stride 2 over a width it does not divide) is
+    dropped, while maxpool_backward keeps its check of the same name."""
+    assert "conv2d_backward.against_own_forward" in dropped_checks(assignments["cs231n"].contract)
+    assert "max_pool_backward_naive.against_own_forward" in {c.id for c in assignments["cs231n"].checks}
 
 
 def _dressed(contract, path: Path) -> types.ModuleType:
