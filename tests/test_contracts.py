@@ -5,6 +5,7 @@ exactly what it costs under the canonical assignment."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import itertools
 import json
@@ -16,6 +17,7 @@ import pytest
 from variant_grading import SUBMISSIONS, grade, student_from, summary
 
 import reference.cnn
+import reference.sequence
 from grader.assignment import available, named
 from grader.contract.adapt import course_reference
 from grader.contract.build import dropped_checks, in_process_fixtures, in_process_student
@@ -25,8 +27,10 @@ from grader.oracle import ReferenceOracle
 from grader.source import load
 
 ROOT = Path(__file__).resolve().parent.parent
-COURSES = ["fman45", "cs231n"]
+COURSES = ["fman45", "cs231n"]  # built on cnn
+ALL_COURSES = [*COURSES, "cs231n_rnn"]  # cs231n_rnn is built on seq
 CNN_VARIANTS = SUBMISSIONS / "cnn_variants"
+SEQ_VARIANTS = SUBMISSIONS / "seq_variants"
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +39,26 @@ def assignments():
 
 
 # ------------------------------------------------------------------ the language
-def test_the_canonical_contract_is_the_references_own_signatures():
-    canonical = Canonical.of("cnn")
+@pytest.mark.parametrize("name, module", [("cnn", reference.cnn), ("seq", reference.sequence)])
+def test_the_canonical_contract_is_the_references_own_signatures(name, module):
+    canonical = Canonical.of(name)
+    public = getattr(module, "__all__", None)
+    if public is not None:
+        assert set(canonical.calls) == set(public)  # every function of the reference, declared
     for function, params in canonical.calls.items():
-        names = tuple(inspect.signature(getattr(reference.cnn, function)).parameters)
+        names = tuple(inspect.signature(getattr(module, function)).parameters)
         assert tuple(p.source for p in params) == names, function
+
+
+@pytest.mark.parametrize("name", ["cnn", "seq"])
+def test_every_gradient_has_its_inputs_layout(name):
+    """A backward's `dX` is laid out like its argument `X` (the canonical contract's letters agree)."""
+    canonical = Canonical.of(name)
+    for function, returns in canonical.returns.items():
+        arguments = {p.source: p.layout for p in canonical.calls[function]}
+        for result in returns.items:
+            if result.name.startswith("d") and result.name[1:] in arguments:
+                assert result.layout == arguments[result.name[1:]], (function, result.name)
 
 
 @pytest.mark.parametrize("canonical", ["NHWC", "HWIO", "ND", "O"])
@@ -102,7 +121,7 @@ def test_the_good_contract_loads(tmp_path):
 
 # ------------------------------------------------------------------ the shipped courses
 def test_the_shipped_courses_weigh_100_points_and_name_their_own_functions(assignments):
-    for name in COURSES:
+    for name in ALL_COURSES:
         course = assignments[name]
         assert abs(course.max_score - 100) < 1e-6
         by_function = {}
@@ -113,7 +132,7 @@ def test_the_shipped_courses_weigh_100_points_and_name_their_own_functions(assig
                 assert not any(function in f.split(" + ") for f in by_function), function
                 continue
             shown = next(f for f in by_function if function in f.split(" + "))
-            base = {c.id.split(".", 1)[1] for c in assignments["cnn"].checks}
+            base = {c.id.split(".", 1)[1] for c in assignments[course.contract.info.based_on].checks}
             own = sum(c.points for c in course.checks if c.function == shown and c.id.split(".", 1)[1] not in base)
             expected = sum(p.points for p in course.contract.implementing(spec.implements, graded=True)) + own
             assert abs(by_function[shown] - expected) < 1e-4, function
@@ -126,8 +145,22 @@ def test_checks_the_course_cannot_answer_are_dropped_and_named(assignments, tmp_
                         'call = "x:NCHW"\nfixed = { size = 3, stride = 3 }')
     (tmp_path / "contract.toml").write_text(text)
     contract = load_contract(tmp_path / "contract.toml")
-    dropped = dropped_checks(contract)
+    dropped = set(dropped_checks(contract)) - set(dropped_checks(assignments["cs231n"].contract))
     assert dropped and all(d.startswith("maxpool_") for d in dropped)
+
+
+def test_a_check_dropped_for_one_function_is_named_though_another_keeps_its_name(assignments):
+    """cs231n's naive convolution is defined only where the stride fits: conv2d_backward's
+    check against its forward's differences (stride 2 over a width it does not divide) is
+    dropped, while maxpool_backward keeps its check of the same name."""
+    assert "conv2d_backward.against_own_forward" in dropped_checks(assignments["cs231n"].contract)
+    assert "max_pool_backward_naive.against_own_forward" in {c.id for c in assignments["cs231n"].checks}
+
+
+def test_cs231n_rnn_keeps_every_check_of_seq(assignments):
+    """Every canonical call has its CS231n form (README, "Courses"): nothing is dropped."""
+    assert dropped_checks(assignments["cs231n_rnn"].contract) == []
+    assert len(assignments["cs231n_rnn"].checks) == len(assignments["seq"].checks)
 
 
 def _dressed(contract, path: Path) -> types.ModuleType:
@@ -143,16 +176,30 @@ def _dressed(contract, path: Path) -> types.ModuleType:
 def test_every_mistake_costs_the_same_under_the_courses_names_and_layouts(assignments, course, variant):
     """Each cnn variant, dressed in the course's convention, fails the same checks (of the
     functions the course has) with the same diagnoses as under cnn."""
-    cnn, graded_course = assignments["cnn"], assignments[course]
+    _costs_the_same(assignments, course, CNN_VARIANTS / variant)
+
+
+@pytest.mark.parametrize("variant", sorted(p.name for p in SEQ_VARIANTS.glob("*.py")))
+def test_every_seq_mistake_costs_the_same_under_cs231ns_names_and_layouts(assignments, variant):
+    """Each seq variant, dressed in CS231n's assignment 3 convention ((in, out) weights,
+    (out, cache) pairs, backward(dout, cache)), fails the same checks with the same
+    diagnoses as under seq."""
+    _costs_the_same(assignments, "cs231n_rnn", SEQ_VARIANTS / variant)
+
+
+def _costs_the_same(assignments, course: str, path: Path) -> None:
+    graded_course = assignments[course]
     contract = graded_course.contract
-    oracle = ReferenceOracle("reference.cnn")
-    canonical = grade(cnn, student_from(CNN_VARIANTS / variant, cnn.functions), oracle, seed=11)
-    module = _dressed(contract, CNN_VARIANTS / variant)
-    dressed = in_process_student(contract, module, reference.cnn)
-    base_names = {c.id.split(".", 1)[1] for c in cnn.checks}
+    base = assignments[contract.info.based_on]
+    reference = importlib.import_module(base.reference_module)
+    oracle = ReferenceOracle(base.reference_module)
+    canonical = grade(base, student_from(path, base.functions), oracle, seed=11)
+    module = _dressed(contract, path)
+    dressed = in_process_student(contract, module, reference)
+    base_names = {c.id.split(".", 1)[1] for c in base.checks}
     results = [r for r in grade(graded_course, dressed, oracle, seed=11,
-                                fixtures=in_process_fixtures(contract, module, reference.cnn))
-               if r.id.split(".", 1)[1] in base_names]  # the course's own checks have no cnn twin
+                                fixtures=in_process_fixtures(contract, module, reference))
+               if r.id.split(".", 1)[1] in base_names]  # the course's own checks have no twin in the base
 
     def key(check_id: str) -> tuple[str, str]:  # (canonical function, check name)
         function, name = check_id.split(".", 1)
@@ -193,10 +240,20 @@ EXPECTED_EXAMPLES = {
     },
 }
 
+EXPECTED_EXAMPLES["cs231n_rnn"] = {
+    "alice": (100, []),  # the handout's layout: sequences loop over their step functions
+    "bob": (100, []),  # vectorised, caches as dicts holding a closure
+    "carol": (None, ["lstm.gate_order_wrong"]),  # PyTorch's i, f, g, o
+    "dave": (None, ["lstm.no_forget_path"]),  # lstm_backward hands each step a zero dnext_c
+    # dprev_c left at zero: lstm_backward, built on the step, carries no cell gradient back either
+    "erin": (None, ["lstm.dc_prev_missing", "lstm.no_forget_path"]),
+    "frank": (None, ["input.mutated"]),  # dnext_c += ... (seen in a student's code)
+}
+
 
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=pytest.mark.skipif(
     not __import__("grader.sandbox", fromlist=["bwrap_works"]).bwrap_works(), reason="no bubblewrap")), "none"])
-@pytest.mark.parametrize("course", COURSES)
+@pytest.mark.parametrize("course", ALL_COURSES)
 def test_the_bundled_course_examples_grade_as_their_files_say(tmp_path, course, mode):
     from grader.cli import main
 

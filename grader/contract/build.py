@@ -134,10 +134,14 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
 
 def dropped_checks(contract: Contract) -> list[str]:
     """The ids of the canonical checks that do not apply to the course (for its README)."""
-    built = {c.id.split(".", 1)[1] for c in build_assignment(contract).checks}
+    built = {c.id for c in build_assignment(contract).checks}
     base = named(contract.info.based_on)
     graded = {f.implements for f in contract.functions.values() if f.graded}
-    return [c.id for c in base.checks if c.function in graded and c.id.split(".", 1)[1] not in built]
+
+    def course_id(c: Check) -> str:  # as build_assignment names it
+        return f"{contract.implementing(c.function, graded=True)[0].name}.{c.id.split('.', 1)[1]}"
+
+    return [c.id for c in base.checks if c.function in graded and course_id(c) not in built]
 
 
 def _own_checks(contract: Contract, path: Path) -> list[Check]:
