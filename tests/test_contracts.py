@@ -124,8 +124,11 @@ def test_checks_the_course_cannot_answer_are_dropped_and_named(assignments, tmp_
                         'call = "x:NCHW"\nfixed = { size = 3, stride = 3 }')
     (tmp_path / "contract.toml").write_text(text)
     contract = load_contract(tmp_path / "contract.toml")
-    dropped = dropped_checks(contract)
+    shipped = dropped_checks(assignments["cs231n"].contract)
+    assert list(shipped) == ["conv2d_backward.against_own_forward"]  # its stride never fits (assignments/cs231n/README.md)
+    dropped = {check: why for check, why in dropped_checks(contract).items() if check not in shipped}
     assert dropped and all(d.startswith("maxpool_") for d in dropped)
+    assert all("max_pool_forward_naive takes only" in why for why in dropped.values()), dropped
 
 
 def _dressed(contract, path: Path) -> types.ModuleType:
@@ -165,6 +168,12 @@ def test_every_mistake_costs_the_same_under_the_courses_names_and_layouts(assign
         assert any(contract.functions[f].implements in forwards_lost for f in takes), function
     codes = {d for r in results if key(r.id) in expected for d in r.diagnoses}
     assert codes == {d for r in canonical if (r.function, r.id.split(".", 1)[1]) in lost for d in r.diagnoses}
+    # Every code a mistake earns under the course is one its README lists for that function.
+    listed = contract.canonical.diagnoses
+    for r in results:
+        function = key(r.id)[0]
+        for code in r.diagnoses:
+            assert code in listed.get(function, []) or code.startswith("submission."), (r.id, code)
     if not lost:
         assert sum(r.score for r in results) == pytest.approx(graded_course.max_score)
 
