@@ -250,9 +250,11 @@ def _course_files(assignment: Assignment, out: Path, public: list, tolerances: T
     hold: the kit records the checks the instructor's dry run kept, with their points
     (`kit_checks.json`), and `build_assignment` takes them as they are there. Where the
     course's adapter asks the reference (a call the course does not define), the
-    recorded answers stand in for it, bound by the reference's signatures, recorded too."""
+    recorded answers stand in for it, bound by the reference's signatures, recorded too.
+    The template and notebook are the course folder's (`template/`), or written from the
+    contract where it has none."""
     from grader.contract.build import canonical_check_id
-    from grader.contract.template import course_template, template_path
+    from grader.contract.template import course_notebook, course_template, notebook_path, template_path
     from grader.oracle import signature_data
 
     contract = assignment.contract
@@ -290,6 +292,13 @@ def _course_files(assignment: Assignment, out: Path, public: list, tolerances: T
     else:
         (out / assignment.file_name).write_text(course_template(contract, assignment.forbidden_imports),
                                                 encoding="utf-8")
+    notebook = notebook_path(contract)
+    if notebook.is_file():
+        shutil.copyfile(notebook, out / notebook.name)
+    else:
+        import nbformat
+
+        nbformat.write(course_notebook(contract, assignment.forbidden_imports), out / f"{assignment.name}.ipynb")
 
 
 _PYPROJECT = """[build-system]

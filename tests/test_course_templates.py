@@ -13,12 +13,13 @@ its README lists.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import inspect
+import json
 import re
 import types
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from test_contracts import _readme_blocks
@@ -30,7 +31,8 @@ from grader.contract.adapt import course_reference
 from grader.contract.build import in_process_student
 from grader.contract.model import ContractError, load_contract
 from grader.contract.readme import BEGIN, END, course_tables
-from grader.contract.template import course_template, template_path
+from grader.contract.template import course_notebook, course_template, notebook_path, template_path
+from grader.source import defined_functions, load
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSES = ["fman45", "cs231n"]
@@ -39,6 +41,11 @@ COURSES = ["fman45", "cs231n"]
 @pytest.fixture(scope="module")
 def assignments():
     return available()
+
+
+def function_sources_of(source: str) -> dict[str, str]:
+    return {node.name: ast.get_source_segment(source, node)
+            for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
 
 
 def _module(source: str, name: str) -> types.ModuleType:
@@ -78,6 +85,24 @@ def test_the_template_holds_the_functions_students_write_as_stubs(assignments, n
     doc = ast.get_docstring(tree)
     assert f"grade {course.file_name}" in doc and f"python -m grader {course.file_name}" in doc
     assert all(m in doc for m in course.forbidden_imports)
+
+
+@pytest.mark.parametrize("name", COURSES)
+def test_the_committed_notebook_is_what_the_contract_writes_and_the_grader_reads_it(assignments, name):
+    # If this fails: python -m grader.contract.template assignments/<name>, and commit the result.
+    course = assignments[name]
+    path = notebook_path(course.contract)
+    committed = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    nbformat.validate(committed)
+    assert json.loads(path.read_text()) == json.loads(nbformat.writes(course_notebook(course.contract,
+                                                                                     course.forbidden_imports)))
+    stubs = function_sources_of(template_path(course.contract).read_text(encoding="utf-8"))
+    cells = [c.source for c in committed.cells if c.cell_type == "code"]
+    assert cells[0] == "import numpy as np" and cells[-1] == f'from grader.selfcheck import run; run("{name}.ipynb")'
+    for function, source in stubs.items():
+        assert cells.count(source) == 1, function
+    code = load(path, path.name)
+    assert set(course.functions) <= defined_functions(code.text) and code.skipped_cells == []
 
 
 def test_the_course_code_is_named_in_a_comment_never_written(assignments):

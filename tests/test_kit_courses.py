@@ -195,6 +195,11 @@ def test_the_course_template_grades_to_zero_with_not_implemented_yet(kits, name)
             for f in forwards) and forwards, shown
     assert {p for c in result["checks"] if c["max_score"] for p in c["function"].split(" + ")} == \
         set(course.functions)
+    # The notebook too: the same stubs, graded from the saved file.
+    notebook = run_in_kit(kits, name, "-m", "grader", f"{name}.ipynb", "--out", "notebook-report", cwd=folder)
+    assert notebook.returncode == 0, notebook.stderr
+    result = json.loads((folder / "notebook-report" / "results.json").read_text())["submissions"][0]
+    assert result["status"] == "graded" and result["score"] == 0.0 and result["source"] == f"{name}.ipynb"
 
 
 def test_a_kit_of_the_instructors_own_course_runs_its_own_public_checks(kits, tmp_path):

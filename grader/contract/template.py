@@ -1,6 +1,6 @@
 """The students' file of a course, written from its contract.
 
-    python -m grader.contract.template assignments/fman45      # writes template/layers.py there
+    python -m grader.contract.template assignments/fman45   # template/layers.py and fman45.ipynb
 
 Every function students write gets its course name and parameters, a docstring that
 gives each array's shape in the course's own layout and axis names, and a body that
@@ -263,6 +263,65 @@ def _shape(contract: Contract, function: str, source: str, course_layout: str,
     return "(" + ", ".join(shown) + ("," if len(shown) == 1 else "") + ")"
 
 
+# ----------------------------------------------------------------- the notebook
+def notebook_path(contract: Contract) -> Path:
+    """Where a course keeps its students' notebook: `template/<name>.ipynb` in its folder."""
+    return contract.path.parent / TEMPLATE_DIR / f"{contract.name}.ipynb"
+
+
+def course_notebook(contract: Contract, forbidden_imports: tuple[str, ...] | list[str] = ()):
+    """The students' notebook: the template's stubs, one cell each, between short
+    explanations, and the self-check at the end. The stubs are cut out of
+    `course_template`, so the notebook and the file always offer the same code."""
+    import ast
+
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    from grader.notebooks import finish
+
+    source = course_template(contract, forbidden_imports)
+    tree = ast.parse(source)
+    stubs = {node.name: ast.get_source_segment(source, node) for node in tree.body
+             if isinstance(node, ast.FunctionDef)}
+    info = contract.info
+    notebook = f"{info.name}.ipynb"
+    intro = [f"# {info.title or info.name}", ""]
+    if info.description:
+        intro += [info.description, ""]
+    intro += [f"Write each function in its cell below, where it says `raise NotImplementedError(...)`, and "
+              "keep its name and parameters: the grader calls them by name, with arrays in the shapes "
+              "their docstrings give."]
+    layout = _layout_sentences(contract)
+    if layout:
+        intro += ["", "**Shapes.** " + " ".join([layout[0][0].upper() + layout[0][1:]] + layout[1:])]
+    if forbidden_imports:
+        intro += ["", "**Rules.** Import nothing but NumPy. Never write into an input array: build your "
+                  "results in new arrays. Loops are allowed."]
+    cells = [new_markdown_cell("\n".join(intro)), new_code_cell("import numpy as np")]
+    course_code = [f for f in contract.functions.values() if not f.graded]
+    if course_code:
+        names = ", ".join(f"`{f.name}`" for f in course_code)
+        cells.append(new_markdown_cell(
+            f"## The course's own code\n\nThe course gives you {names}: you do not write them and they are "
+            "not graded, but checks across layers call them beside your functions. Paste the course's "
+            "code into the next cell."))
+        cells.append(new_code_cell("# The course's own code, as the course gives it:\n"
+                                   + "\n".join(f"#   {f.name}({', '.join(p.name for p in f.call)})"
+                                                for f in course_code)))
+    for part in contract.functions.values():
+        if part.graded:
+            summary = contract.canonical.summary.get(part.implements, "")
+            cells.append(new_markdown_cell(f"## `{part.name}`" + (f"\n\n{summary}" if summary else "")))
+            cells.append(new_code_cell(stubs.pop(part.name)))
+    cells.append(new_markdown_cell(
+        f"## Check your work\n\n**Save the notebook first**: the check reads `{notebook}` from disk, so "
+        "changes that are not saved are not seen. It runs the public checks on every function and prints a "
+        "summary per function, with what most likely went wrong. If you renamed the notebook, change the "
+        f"name in the call. From a terminal, `grade {notebook}` does the same."))
+    cells.append(new_code_cell(f'from grader.selfcheck import run; run("{notebook}")'))
+    return finish(cells, info.name, stubs, Path(info.file_name))
+
+
 # ----------------------------------------------------------------- helpers
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -305,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}")
+    if args.out is None:
+        import nbformat
+
+        nbformat.write(course_notebook(contract, assignment.forbidden_imports), notebook_path(contract))
+        print(f"wrote {notebook_path(contract)}")
     return 0
 
 
