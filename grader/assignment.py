@@ -28,6 +28,16 @@ class Assignment:
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN
     notes: list[str] = field(default_factory=list)
     contract: object | None = None  # a course's contract (grader.contract.model.Contract), or None
+    # In a course's student kit, which holds no reference code: the recorded answers that
+    # stand in for the reference where a course's adapter asks it (grader/kit.py).
+    answers: object | None = None
+
+    def reference(self):
+        """What answers as the reference in this process: its module, or in a course's kit
+        the recorded answers."""
+        if self.answers is not None:
+            return self.answers
+        return importlib.import_module(self.reference_module)
 
     def provided_copies(self, beside: PurePosixPath, present: set[str]) -> list[tuple[Path, str]]:
         """A course's helper modules that students import but do not write (CS231n's
@@ -57,9 +67,8 @@ class Assignment:
         from grader.contract.adapt import course_reference
         from grader.contract.build import course_proxy
 
-        reference = importlib.import_module(self.reference_module)
         return {"course": course_proxy(self.contract, call, session),
-                "course_oracle": course_reference(self.contract, reference)}
+                "course_oracle": course_reference(self.contract, self.reference())}
 
     def student(self, call, session=None):
         """What the checks call `student`: the canonical functions, turned into a course's
@@ -71,7 +80,7 @@ class Assignment:
             return Proxy(lambda f, a, k: call(f, a, k), list(self.functions), session)
         from grader.contract.adapt import CourseStudent
 
-        adapter = CourseStudent(self.contract, importlib.import_module(self.reference_module), call, session)
+        adapter = CourseStudent(self.contract, self.reference(), call, session)
         return Proxy(adapter.call, list(self.contract.canonical_functions), adapter)
 
     @property
@@ -121,8 +130,12 @@ def course_assignment(path: Path, canonical: dict[str, Assignment] | None = None
     extra = folder / "checks.py"
     key = (str(folder.resolve()), contract_path.stat().st_mtime, extra.stat().st_mtime if extra.is_file() else 0)
     if key not in _built:
+        from grader.kit import course_kit_data
+
+        # In a student kit, the checks the instructor's run keeps for the course are recorded
+        # there: the kit has no reference to run them on (see grader/kit.py).
         _built[key] = build_assignment(load_contract(contract_path), canonical,
-                                       extra if extra.is_file() else None)
+                                       extra if extra.is_file() else None, kit=course_kit_data(folder))
     return _built[key]
 
 

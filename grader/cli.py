@@ -392,16 +392,22 @@ def gradescope_bundle(argv: list[str]) -> int:
         description="Build the zip to upload as a Gradescope programming assignment's autograder: "
         "setup.sh installs this nngrade in Gradescope's container, run_autograder grades "
         "/autograder/submission and writes /autograder/results/results.json.")
-    parser.add_argument("--assignment", "-a", required=True, metavar="NAME", help="the assignment (cnn, rnn)")
+    parser.add_argument("--assignment", "-a", metavar="NAME",
+                        help="the assignment: cnn, rnn, or a course (fman45, cs231n)")
+    parser.add_argument("--course", type=Path, metavar="FOLDER",
+                        help="a course of your own: a folder holding contract.toml, carried in the zip")
     parser.add_argument("--out", "-o", type=Path, default=Path("autograder.zip"), metavar="ZIP",
                         help="where to write the zip (default: autograder.zip)")
     args = parser.parse_args(argv)
     try:
-        names = build_bundle(args.assignment, args.out)
+        if args.assignment is None and args.course is None:
+            raise GradescopeError("say which assignment: --assignment NAME, or --course FOLDER")
+        names = build_bundle(args.assignment, args.out, course=args.course)
     except (GradescopeError, OSError) as exc:
         print(f"grade gradescope-bundle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"Wrote {args.out} ({len(names)} files) for '{args.assignment}': upload it as the autograder.")
+    print(f"Wrote {args.out} ({len(names)} files) for '{args.assignment or args.course}': upload it as the "
+          "autograder.")
     return EXIT_OK
 
 
@@ -468,7 +474,10 @@ def build_kit_command(argv: list[str]) -> int:
         description="Build the students' self-check kit: the templates, the public checks with their "
         "expected values recorded as data, and the self-check. It holds no reference code and "
         "nothing of the hidden checks.")
-    parser.add_argument("--assignment", "-a", required=True, metavar="NAME", help="cnn or rnn")
+    parser.add_argument("--assignment", "-a", metavar="NAME",
+                        help="the assignment: cnn, rnn, or a course (fman45, cs231n)")
+    parser.add_argument("--course", type=Path, metavar="FOLDER",
+                        help="a course of your own: a folder holding contract.toml (see README, 'Your own course')")
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
                         help="the kit folder to create (a DIR.zip is written beside it)")
     parser.add_argument("--config", type=Path, metavar="FILE",
@@ -477,10 +486,10 @@ def build_kit_command(argv: list[str]) -> int:
     try:
         if kit_marker() is not None:
             raise KitError("this is a student kit: kits are built from the instructor's toolkit")
-        assignment, config = _configured(named(args.assignment), args.config)
-        if assignment.contract is not None:
-            raise KitError(f"'{args.assignment}' is a course's contract: its self-check kit is not built yet "
-                           "(students of a course check their work with the course's own tests)")
+        if args.assignment is None and args.course is None:
+            raise UsageError("say which kit: --assignment NAME, or --course FOLDER")
+        courses = _course(args) if args.course is not None else None
+        assignment, config = _configured(named(args.assignment, courses), args.config)
         archive = build_kit(assignment, args.out, config.tolerances_over() if config else DEFAULT_TOLERANCES)
     except (KitError, UsageError, UnknownAssignment) as exc:
         print(f"grade kit: error: {exc}", file=sys.stderr)

@@ -9,8 +9,10 @@ reference code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import inspect
 import threading
 
 import numpy as np
@@ -71,6 +73,7 @@ class ReferenceOracle:
             raise AttributeError(name)
         fn = getattr(self.module, name)
 
+        @functools.wraps(fn)  # its signature too: a course's adapter binds canonical calls by it
         def call(*args, **kwargs):
             key = call_key(name, args, kwargs)
             with self._lock:
@@ -81,7 +84,6 @@ class ReferenceOracle:
                 self._memo[key] = value
             return value
 
-        call.__name__ = name
         return call
 
 
@@ -100,20 +102,25 @@ class RecordingOracle(ReferenceOracle):
     def __getattr__(self, name: str):
         live = super().__getattr__(name)
 
+        @functools.wraps(live)
         def call(*args, **kwargs):
             value = live(*args, **kwargs)
             self.recorded[call_key(name, args, kwargs)] = value
             return value
 
-        call.__name__ = name
         return call
 
 
 class RecordedOracle:
-    """Answers calls from recorded values (the student kit holds no reference code)."""
+    """Answers calls from recorded values (the student kit holds no reference code).
 
-    def __init__(self, recorded: dict[str, object]):
+    `signatures` (optional): the reference functions' signatures, as `signature_data`
+    writes them, so that a course's adapter can bind canonical calls to them as it binds
+    them to the reference's (a course's kit)."""
+
+    def __init__(self, recorded: dict[str, object], signatures: dict[str, list] | None = None):
         self._recorded = recorded
+        self._signatures = {name: _signature(params) for name, params in (signatures or {}).items()}
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
@@ -126,7 +133,24 @@ class RecordedOracle:
             return self._recorded[key]
 
         call.__name__ = name
+        if name in self._signatures:
+            call.__signature__ = self._signatures[name]
         return call
+
+
+def signature_data(module, functions) -> dict[str, list]:
+    """Each function's parameters as data: [name] or [name, default] (JSON-safe defaults)."""
+    out = {}
+    for name in functions:
+        params = inspect.signature(getattr(module, name)).parameters.values()
+        out[name] = [[p.name] if p.default is inspect.Parameter.empty else [p.name, p.default] for p in params]
+    return out
+
+
+def _signature(params: list) -> inspect.Signature:
+    return inspect.Signature([inspect.Parameter(p[0], inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                default=p[1] if len(p) > 1 else inspect.Parameter.empty)
+                              for p in params])
 
 
 def save_recorded(recorded: dict[str, object], path) -> None:

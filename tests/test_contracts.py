@@ -145,8 +145,11 @@ def test_checks_the_course_cannot_answer_are_dropped_and_named(assignments, tmp_
                         'call = "x:NCHW"\nfixed = { size = 3, stride = 3 }')
     (tmp_path / "contract.toml").write_text(text)
     contract = load_contract(tmp_path / "contract.toml")
-    dropped = set(dropped_checks(contract)) - set(dropped_checks(assignments["cs231n"].contract))
+    shipped = dropped_checks(assignments["cs231n"].contract)
+    assert list(shipped) == ["conv2d_backward.against_own_forward"]  # its stride never fits (assignments/cs231n/README.md)
+    dropped = {check: why for check, why in dropped_checks(contract).items() if check not in shipped}
     assert dropped and all(d.startswith("maxpool_") for d in dropped)
+    assert all("max_pool_forward_naive takes only" in why for why in dropped.values()), dropped
 
 
 def test_a_check_dropped_for_one_function_is_named_though_another_keeps_its_name(assignments):
@@ -159,7 +162,7 @@ def test_a_check_dropped_for_one_function_is_named_though_another_keeps_its_name
 
 def test_cs231n_rnn_keeps_every_check_of_seq(assignments):
     """Every canonical call has its CS231n form (README, "Courses"): nothing is dropped."""
-    assert dropped_checks(assignments["cs231n_rnn"].contract) == []
+    assert not dropped_checks(assignments["cs231n_rnn"].contract)
     assert len(assignments["cs231n_rnn"].checks) == len(assignments["seq"].checks)
 
 
@@ -218,6 +221,12 @@ def _costs_the_same(assignments, course: str, path: Path) -> None:
         assert any(contract.functions[f].implements in forwards_lost for f in takes), function
     codes = {d for r in results if key(r.id) in expected for d in r.diagnoses}
     assert codes == {d for r in canonical if (r.function, r.id.split(".", 1)[1]) in lost for d in r.diagnoses}
+    # Every code a mistake earns under the course is one its README lists for that function.
+    listed = contract.canonical.diagnoses
+    for r in results:
+        function = key(r.id)[0]
+        for code in r.diagnoses:
+            assert code in listed.get(function, []) or code.startswith("submission."), (r.id, code)
     if not lost:
         assert sum(r.score for r in results) == pytest.approx(sum(r.max_score for r in results))
 
@@ -350,3 +359,13 @@ def test_a_provided_file_outside_the_course_folder_is_refused(tmp_path):
                                                           'based_on = "cnn"\nprovided_files = ["../x.py"]'))
     with pytest.raises(ContractError, match="line 5.*not a file inside"):
         load_contract(tmp_path / "contract.toml")
+
+
+def test_no_kit_is_built_for_checks_that_import_the_reference(tmp_path, capsys):
+    """seq's mistake models live in reference/sequence_mistakes.py, which holds a correct
+    LSTM: a kit of seq or cs231n_rnn would carry the solution, so none is built."""
+    from grader.cli import main
+
+    assert main(["kit", "--assignment", "cs231n_rnn", "--out", str(tmp_path / "kit")]) == 2
+    assert "import the reference" in capsys.readouterr().err
+    assert not (tmp_path / "kit").exists() or not any((tmp_path / "kit").iterdir())

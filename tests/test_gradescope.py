@@ -240,6 +240,70 @@ def test_run_autograder_grades_a_submission_as_in_gradescopes_container(bundle, 
             assert t["visibility"] == "after_published" and " is " not in t["output"]  # no "y[..] is .."
 
 
+def _run_autograder(src: Path, root: Path) -> dict:
+    env = {**os.environ, "NNGRADE_AUTOGRADER": str(root), "NNGRADE_PYTHON": sys.executable,
+           "PYTHONPATH": str(src)}
+    proc = subprocess.run([str(src / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((root / "results" / "results.json").read_text())
+    assert_gradescope_format(doc)
+    return doc
+
+
+def test_a_courses_bundle_grades_a_submission_written_as_the_course_writes_it(tmp_path):
+    """cs231n's handout layers.py: its names and layouts, caches kept in the worker, its
+    points, and the hidden checks released after publishing."""
+    zip_path = tmp_path / "autograder.zip"
+    assert main(["gradescope-bundle", "--assignment", "cs231n", "--out", str(zip_path)]) == 0
+    src = unpack(zip_path, tmp_path / "source")
+    assert "--assignment cs231n" in (src / "run_autograder").read_text()
+    assert (src / "assignments" / "cs231n" / "contract.toml").is_file()
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "cs231n" / "carol" / "layers.py", root / "submission")
+    doc = _run_autograder(src, root)
+    assert sum(t["max_score"] for t in doc["tests"]) == pytest.approx(100)
+    assert 0 < doc["score"] < 100 and "Graded file: submission/layers.py" in doc["output"]
+    failed = {t["name"] for t in doc["tests"] if t["status"] == "failed"}
+    assert "conv_forward_naive: lecture_two_channel_example" in failed
+    assert all(not name.startswith(("affine", "relu", "max_pool", "softmax")) for name in failed), failed
+    assert any("conv.flipped_kernel" in t["output"] for t in doc["tests"] if t["status"] == "failed")
+    for t in doc["tests"]:
+        if t["name"].endswith("(hidden)"):
+            assert t["visibility"] == "after_published"
+
+
+def test_a_bundle_carries_a_course_of_ones_own(tmp_path, capsys):
+    from test_contracts import _readme_blocks
+
+    blocks = _readme_blocks("Your own course")
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / "contract.toml").write_text(blocks["toml"])
+    (folder / "checks.py").write_text(blocks["python"])
+    (folder / "solution_notes.txt").write_text("not for the zip")
+    zip_path = tmp_path / "autograder.zip"
+    assert main(["gradescope-bundle", "--course", str(folder), "--out", str(zip_path)]) == 0
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert {"assignments/dense/contract.toml", "assignments/dense/checks.py"} <= set(names)
+    assert not any("solution_notes" in n for n in names)
+    src = unpack(zip_path, tmp_path / "source")
+    assert "--assignment dense" in (src / "run_autograder").read_text()
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "dense.py").write_text(
+        "import numpy as np\n\ndef dense_forward(X, W, b):\n    return W @ X\n\n"
+        "def dense_backward(dZ, X, W, b):\n    return W.T @ dZ, dZ @ X.T, dZ.sum(axis=1, keepdims=True)\n")
+    doc = _run_autograder(src, root)
+    failed = {t["name"] for t in doc["tests"] if t["status"] == "failed"}
+    assert "dense_forward: one_example_as_a_column" in failed and all(n.startswith("dense_forward") for n in failed)
+    # A course named like a shipped assignment would be shadowed by it: refused.
+    (folder / "contract.toml").write_text(blocks["toml"].replace('name = "dense"', 'name = "cnn"'))
+    assert main(["gradescope-bundle", "--course", str(folder), "--out", str(tmp_path / "x.zip")]) == 2
+    assert "already has an assignment 'cnn'" in capsys.readouterr().err
+
+
 def test_bundle_source_builds_into_a_complete_package(bundle, tmp_path):
     src = unpack(bundle, tmp_path / "source")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -249,7 +313,8 @@ def test_bundle_source_builds_into_a_complete_package(bundle, tmp_path):
     wheel = next((tmp_path / "wheel").glob("nngrade-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for name in ("grader/report/templates/student.html.j2", "grader/report/templates/gradescope/run_autograder.j2",
-                 "assignments/cnn/__init__.py", "reference/rnn.py"):
+                 "assignments/cnn/__init__.py", "reference/rnn.py", "assignments/cnn/canonical.toml",
+                 "assignments/cs231n/contract.toml", "assignments/fman45/contract.toml"):
         assert name in names
 
 

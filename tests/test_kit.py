@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import subprocess
 import venv
 import zipfile
@@ -35,15 +36,20 @@ def kit(request, tmp_path_factory):
     venv.create(env_dir, with_pip=True)  # fresh: no system site-packages, so no reference
     python = env_dir / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(folder)], capture_output=True,
-                             text=True, timeout=600)
+                             text=True, timeout=600, env=clean_env())
     assert install.returncode == 0, install.stderr[-2000:]
     return {"name": name, "folder": folder, "zip": work / "kit.zip", "python": python, "work": work,
             "assignment": available()[name]}
 
 
+def clean_env() -> dict:
+    """This environment without PYTHONPATH, which may name the toolkit (and its reference)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def run_in_kit(kit, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(kit["python"]), *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd or kit["work"])
+                          cwd=cwd or kit["work"], env=clean_env())
 
 
 def public_view(results: dict) -> dict:

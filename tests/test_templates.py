@@ -132,6 +132,24 @@ SHAPE = re.compile(r"\((?:[^()]*,)+[^()]*\)|same shape as \w+")
 def valid_inputs(name: str, function: str) -> dict:
     """Keyword arguments of the documented shapes for one contract function."""
     rng = np.random.default_rng(0)
+    if name == "seq":  # N 2, T 3, D 4, H 5, K 6 words
+        x, h0, words = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5)), rng.integers(0, 6, size=(2, 3))
+        U, W, b = rng.normal(size=(5, 4)), rng.normal(size=(5, 5)), rng.normal(size=5)
+        Ug, Wg, bg = rng.normal(size=(20, 4)), rng.normal(size=(20, 5)), rng.normal(size=20)
+        step = dict(x=x[:, 0], h_prev=h0, U=U, W=W, b=b)
+        lstm_step = dict(x=x[:, 0], h_prev=h0, c_prev=rng.normal(size=(2, 5)), U=Ug, W=Wg, b=bg)
+        return {
+            "rnn_step_forward": step,
+            "rnn_step_backward": dict(dh=rng.normal(size=(2, 5)), **step),
+            "rnn_forward": dict(x=x, h0=h0, U=U, W=W, b=b),
+            "rnn_backward": dict(dh=rng.normal(size=(2, 3, 5)), x=x, h0=h0, U=U, W=W, b=b),
+            "word_embedding_forward": dict(x=words, E=rng.normal(size=(6, 4))),
+            "word_embedding_backward": dict(dout=rng.normal(size=(2, 3, 4)), x=words, E=rng.normal(size=(6, 4))),
+            "lstm_step_forward": lstm_step,
+            "lstm_step_backward": dict(dh=rng.normal(size=(2, 5)), dc=rng.normal(size=(2, 5)), **lstm_step),
+            "lstm_forward": dict(x=x, h0=h0, U=Ug, W=Wg, b=bg),
+            "lstm_backward": dict(dh=rng.normal(size=(2, 3, 5)), x=x, h0=h0, U=Ug, W=Wg, b=bg),
+        }[function]
     if name == "cnn":
         x = rng.normal(size=(2, 5, 5, 3))
         w, b = rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)

@@ -53,6 +53,7 @@ class CourseStudent:
         self.last_mutated: list = []
         self.last_seconds: float | None = None
         self.in_contract = self.out_of_contract = 0  # calls the course's functions answered, or not
+        self.outside_reasons: list[str] = []  # why calls were not the course's (for its README)
 
     def _applies(self, function: str, bound: dict) -> None:
         """Raise NotInContract where a course function behind `function` (or the forward
@@ -79,11 +80,14 @@ class CourseStudent:
         bound = canonical_binding(self.reference, function, names, args, kwargs)
         try:
             self._applies(function, bound)
-        except NotInContract:
+        except NotInContract as exc:
             # Not something the course asks of its function (a stride that does not fit):
             # the reference answers, so that the check judges the calls that the course
-            # does define. The dry run drops a check that has none.
+            # does define. The dry run drops a check that has none. (In a course's kit the
+            # recorded answers stand in for the reference: `reference` is a RecordedOracle.)
             self.out_of_contract += 1
+            if str(exc) not in self.outside_reasons:
+                self.outside_reasons.append(str(exc))
             self.last_mutated, self.last_seconds = [], None
             NOT_ASKED.set(True)
             return getattr(self.reference, function)(**bound)

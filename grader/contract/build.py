@@ -84,21 +84,21 @@ def _proxied(contract: Contract) -> list[str]:
 
 
 def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None = None,
-                     extra_checks: Path | None = None) -> Assignment:
+                     extra_checks: Path | None = None, kit: dict | None = None) -> Assignment:
     """`extra_checks`: a course's own checks (a `checks.py` defining `registry`), written
     with the fixtures `course` (the submission's functions as the course writes them) and
-    `course_oracle` (the reference answering the same calls)."""
+    `course_oracle` (the reference answering the same calls).
+
+    `kit`: in a student kit, what the instructor's toolkit recorded when it built the kit
+    (grader/kit.py): the course's public checks with their points, in order, and the
+    reference's signatures. A kit holds no reference, so no dry run can decide there which
+    checks apply: the ones the instructor's dry run kept are taken as they are, and the
+    recorded answers stand in for the reference wherever the adapter asks it."""
     if canonical is not None and contract.info.based_on in canonical:
         base = canonical[contract.info.based_on]
     else:
         base = named(contract.info.based_on)
-    reference = importlib.import_module(base.reference_module)
     implemented = {f.implements for f in contract.functions.values() if f.graded}
-    totals: dict[str, float] = {}
-    for c in base.checks:
-        totals[c.function] = totals.get(c.function, 0.0) + c.points
-    course_points = {f: sum(p.points for p in contract.implementing(f)) for f in implemented}
-
     candidates = []
     for c in base.checks:
         if c.function in implemented:
@@ -108,6 +108,9 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
         elif c.points == 0 and c.function not in contract.canonical_functions:
             candidates.append(c)  # a check across layers (the whole network): the dry run decides
     own = _own_checks(contract, extra_checks) if extra_checks is not None else []
+    if kit is not None:
+        return _from_kit(contract, base, candidates + own, kit)
+    reference = importlib.import_module(base.reference_module)
     kept = _applicable(contract, candidates, reference)
     kept += _applicable(contract, own, reference, own=True)
     # Each function's checks share the course's points for it, in the canonical proportions;
@@ -132,16 +135,52 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
     )
 
 
-def dropped_checks(contract: Contract) -> list[str]:
-    """The ids of the canonical checks that do not apply to the course (for its README)."""
-    built = {c.id for c in build_assignment(contract).checks}
+def _from_kit(contract: Contract, base: Assignment, candidates: list[Check], kit: dict) -> Assignment:
+    """The course as its kit recorded it: the instructor's public checks and points."""
+    from grader.oracle import RecordedOracle
+
+    by_id = {c.id: c for c in candidates}
+    missing = [i for i, _ in kit["checks"] if i not in by_id]
+    if missing:
+        raise ContractError(f"{contract.path}: this kit is incomplete: it records the check(s) "
+                            f"{', '.join(missing)}, whose code it does not hold")
+    registry = Registry([dataclasses.replace(by_id[i], points=float(points), visibility="public")
+                         for i, points in kit["checks"]])
+    return Assignment(
+        name=contract.name, title=contract.info.title or contract.name, file_name=contract.info.file_name,
+        functions=tuple(contract.graded_functions), registry=registry, reference_module=base.reference_module,
+        forbidden_imports=tuple(kit.get("forbidden_imports") or contract.info.forbidden_imports
+                                or base.forbidden_imports),
+        notes=list(base.notes), contract=contract,
+        answers=RecordedOracle(kit["recorded"], kit["signatures"]),
+    )
+
+
+def canonical_check_id(contract: Contract, check_id: str) -> str:
+    """The id a course's check has in its canonical assignment ("linear_forward.values"
+    for fman45's "fully_connected_forward.values"); a check across layers keeps its own."""
+    function, short = check_id.split(".", 1)
+    part = contract.functions.get(function)
+    return f"{part.implements}.{short}" if part is not None and part.graded else check_id
+
+
+def dropped_checks(contract: Contract) -> dict[str, str]:
+    """The canonical checks of the functions students write that do not apply to the
+    course, by id, each with why (for its README)."""
     base = named(contract.info.based_on)
+    reference = importlib.import_module(base.reference_module)
     graded = {f.implements for f in contract.functions.values() if f.graded}
-
-    def course_id(c: Check) -> str:  # as build_assignment names it
-        return f"{contract.implementing(c.function, graded=True)[0].name}.{c.id.split('.', 1)[1]}"
-
-    return [c.id for c in base.checks if c.function in graded and course_id(c) not in built]
+    built = {canonical_check_id(contract, c.id) for c in build_assignment(contract).checks}
+    module = course_reference(contract, reference)
+    oracle = ReferenceOracle(reference.__name__)
+    dropped = {}
+    for c in base.checks:
+        if c.function in graded and c.id not in built:
+            check = dataclasses.replace(c, id=f"{contract.implementing(c.function, graded=True)[0].name}."
+                                        f"{c.id.split('.', 1)[1]}", function=display_name(contract, c.function))
+            outcome, why = _dry_run(check, contract, module, reference, oracle)
+            dropped[c.id] = why if outcome == "drop" else outcome
+    return dropped
 
 
 def _own_checks(contract: Contract, path: Path) -> list[Check]:
@@ -168,7 +207,7 @@ def _applicable(contract: Contract, checks: list[Check], reference, own: bool = 
     oracle = ReferenceOracle(reference.__name__)
     kept = []
     for check in checks:
-        outcome = _dry_run(check, contract, module, reference, oracle, own)
+        outcome, _ = _dry_run(check, contract, module, reference, oracle, own)
         if outcome == "drop":
             continue
         if outcome != "pass":
@@ -178,9 +217,11 @@ def _applicable(contract: Contract, checks: list[Check], reference, own: bool = 
     return kept
 
 
-def _dry_run(check: Check, contract: Contract, module, reference, oracle, own: bool = False) -> str:
-    """"pass", "drop" (no call of the check is one the course defines), or what failed."""
+def _dry_run(check: Check, contract: Contract, module, reference, oracle, own: bool = False) -> tuple[str, str]:
+    """("pass", ""), ("drop", why: no call of the check is one the course defines), or
+    (what failed, "")."""
     answered = 0
+    outside: list[str] = []
     for seed in DRY_RUN_SEEDS:
         student, adapter = _in_process(contract, module, reference)
         rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
@@ -190,13 +231,22 @@ def _dry_run(check: Check, contract: Contract, module, reference, oracle, own: b
             if own:
                 answered += 1  # a course's own check calls the course's functions directly
         except AttributeError as exc:  # a canonical function the course does not have
-            return "drop" if check.points == 0 else f"{type(exc).__name__}: {exc}"
+            if check.points == 0:
+                return "drop", f"it calls {exc}, which the course does not define"
+            return f"{type(exc).__name__}: {exc}", ""
         except (CheckFailed, StudentCallError, StudentRaised) as exc:
-            return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+            return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", ""
+        outside += [r for r in adapter.outside_reasons if r not in outside]
         if adapter.out_of_contract and not adapter.in_contract:
-            return "drop"
+            return "drop", _outside(outside)
         answered += adapter.in_contract
-    return "pass" if answered or check.kind == "performance" else "drop"
+    if answered or check.kind == "performance":
+        return "pass", ""
+    return "drop", _outside(outside) if outside else "it makes no call the course defines"
+
+
+def _outside(reasons: list[str]) -> str:
+    return "every call it makes is one the course does not define: " + "; ".join(reasons)
 
 
 def layout_note(contract: Contract, functions: set[str]) -> str | None:

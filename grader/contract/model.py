@@ -7,6 +7,8 @@
     based_on = "cnn"                    # the canonical assignment whose checks are used
     provided = ["maxpooling_forward"]   # course code in the same file, named for the docs
     provided_files = ["im2col.py"]      # helper modules students import, placed beside their file
+    description = "..."                 # optional: the top of the students' template
+    dims = { D_in = "features" }        # optional: the course's names of the canonical axes
 
     [functions.fully_connected_forward] # the course's name for it
     implements = "linear_forward"       # the canonical function it is
@@ -16,6 +18,7 @@
     graded = false                      # course code the students' file holds (checks across layers use it)
     fixed = { stride = 1 }              # canonical arguments it does not take, and their value
     only_when = "(x.shape[1] - size) % stride == 0"   # where the course defines it (canonical names)
+    description = "..."                 # optional: the course's sentence about it, in its template
 
 Every error names the file, the line and what is wrong (`ContractError`).
 """
@@ -53,6 +56,24 @@ class Canonical:
         data = tomllib.loads(text)
         self.calls: dict[str, tuple[Param, ...]] = {f: parse_call(d["call"]) for f, d in data.items()}
         self.returns: dict[str, Returns] = {f: parse_returns(d["returns"]) for f, d in data.items()}
+        # For the templates a course generates (grader/contract/template.py): what each
+        # function does, what each argument and result is, the names of each array's axes,
+        # and the catalogue's codes its checks can name. All optional.
+        self.summary: dict[str, str] = {f: d.get("summary", "") for f, d in data.items()}
+        self.about: dict[str, dict[str, str]] = {f: dict(d.get("about", {})) for f, d in data.items()}
+        self.dims: dict[str, dict[str, str]] = {f: dict(d.get("dims", {})) for f, d in data.items()}
+        self.diagnoses: dict[str, list[str]] = {f: list(d.get("diagnoses", [])) for f, d in data.items()}
+        for function, dims in self.dims.items():
+            for array, names in dims.items():
+                if names == "any" or names.startswith("like "):
+                    continue
+                try:
+                    letters = self.layout_of(function, array).replace("1", "")
+                except KeyError:
+                    continue  # passed as it is (labels): the names are its shape
+                if letters and len(names.split()) != len(letters):
+                    raise ContractError(f"{name}'s canonical contract: {function}'s dims for {array} name "
+                                        f"{len(names.split())} axes, its layout {letters!r} has {len(letters)}")
 
     def layout_of(self, function: str, name: str) -> str:
         for p in self.calls[function]:
@@ -89,6 +110,9 @@ class CourseInfo(BaseModel):
     # placed beside the graded file (unless the submission brings its own)
     provided_files: list[str] = Field(default_factory=list)
     forbidden_imports: Optional[list[str]] = None
+    description: str = ""  # a sentence or two for the top of the students' template
+    # the course's names for the canonical axes (`C_out = "F"`), in its template's docstrings
+    dims: dict[str, str] = Field(default_factory=dict)
 
 
 class FunctionSpec(BaseModel):
@@ -104,7 +128,7 @@ class FunctionSpec(BaseModel):
     # parameters whose non-batch axis may arrive as several axes, flattened in "C" or "F" order
     # (CS231n's x (N, d_1, ..., d_k); FMAN45's X (d_1, ..., d_k, N)); their gradient keeps the shape
     flatten: dict[str, Literal["C", "F"]] = Field(default_factory=dict)
-    description: str = ""
+    description: str = ""  # the course's own sentence about the function, for its template
 
 
 class ContractFile(BaseModel):
@@ -213,6 +237,13 @@ def _validate(parsed: ContractFile, text: str, path: Path) -> Contract:
         canonical = Canonical.of(parsed.course.based_on)
     except ContractError as exc:
         fail(None, "based_on", str(exc))
+    axes = {n for dims in canonical.dims.values() for names in dims.values()
+            if names != "any" and not names.startswith("like ") for n in names.split()}
+    for axis in parsed.course.dims:
+        if axis not in axes:
+            near = difflib.get_close_matches(axis, sorted(axes), n=1)
+            fail(None, "dims", f"{axis!r} names no axis of {canonical.name!r}"
+                 + (f"; did you mean {near[0]!r}?" if near else f"; its axes are {', '.join(sorted(axes)) or 'unnamed'}"))
     functions: dict[str, CourseFunction] = {}
     for name, spec in parsed.functions.items():
         if spec.implements not in canonical.calls:

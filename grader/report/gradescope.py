@@ -210,12 +210,17 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = Fa
     archive.writestr(info, data)
 
 
-def build_bundle(assignment: str, out: Path) -> list[str]:
-    """Gradescope's autograder zip for `assignment`; returns the names it holds."""
-    from grader.assignment import UnknownAssignment, named
+def build_bundle(assignment: str | None, out: Path, course: Path | None = None) -> list[str]:
+    """Gradescope's autograder zip for `assignment` (or for the course of your own in the
+    folder `course`, carried in the zip beside the shipped ones); returns the names it holds."""
+    from grader.assignment import UnknownAssignment, available, named
 
+    course_files: list[tuple[str, Path]] = []
+    if course is not None:
+        assignment, course_files = _course_files(course, assignment, available())
     try:
-        named(assignment)
+        if course is None:
+            named(assignment)
     except UnknownAssignment as exc:
         raise GradescopeError(str(exc)) from None
     buf = io.BytesIO()
@@ -225,9 +230,40 @@ def build_bundle(assignment: str, out: Path) -> list[str]:
             _add(archive, script, text.encode(), executable=True)
         for name, data in project_files():
             _add(archive, name, data)
-        for name, path in _source_files():
+        for name, path in _source_files() + course_files:
             _add(archive, name, path.read_bytes())
         listed = archive.namelist()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(buf.getvalue())
     return listed
+
+
+def _course_files(folder: Path, asked: str | None, shipped: dict) -> tuple[str, list[tuple[str, Path]]]:
+    """A course of the instructor's own, checked as `grade --course` checks it (its contract
+    must round-trip, its checks pass on the reference), and the files of it the zip
+    carries: the contract, its checks, its helper modules and its template."""
+    from grader.assignment import CONTRACT_FILE, course_assignment
+    from grader.contract.model import ContractError
+    from grader.contract.template import template_path
+
+    if not (folder / CONTRACT_FILE).is_file():
+        raise GradescopeError(f"--course {folder}: no {CONTRACT_FILE} there (see README, 'Your own course')")
+    try:
+        built = course_assignment(folder)
+    except ContractError as exc:
+        raise GradescopeError(str(exc)) from None
+    name = built.name
+    if asked not in (None, name):
+        raise GradescopeError(f"--course {folder} is assignment {name!r}, not {asked!r}")
+    if name in shipped:
+        other = shipped[name].contract
+        if other is not None and other.path.parent.resolve() == folder.resolve():
+            return name, []  # a shipped course's own folder: already in the zip
+        raise GradescopeError(f"--course {folder}: the toolkit already has an assignment {name!r}; "
+                              "give your course another name ([course] name)")
+    contract = built.contract
+    files = [CONTRACT_FILE] + (["checks.py"] if (folder / "checks.py").is_file() else [])
+    files += list(contract.info.provided_files)
+    if template_path(contract).is_file():
+        files.append(template_path(contract).relative_to(folder).as_posix())
+    return name, [(f"assignments/{name}/{rel}", folder / rel) for rel in files]
