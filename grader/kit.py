@@ -188,7 +188,10 @@ def _students(assignment: Assignment, reference, oracle, in_process):
     course_oracle = course_reference(contract, oracle)
 
     def fixtures(student):
-        return {"course": in_process(modules[id(student)], list(contract.functions)), "course_oracle": course_oracle}
+        from grader.contract.build import course_proxy
+
+        inner = in_process(modules[id(student)], list(contract.functions))
+        return {"course": course_proxy(contract, inner._call), "course_oracle": course_oracle}
 
     return students[0], students[1], fixtures
 
