@@ -25,8 +25,9 @@ tested input its own differences are still computed and reported, along
 - one random direction: it sees any part of the error that is orthogonal to g;
 
 and a disagreement between the two is explained in a note. Random directions are
-Rademacher (+-1/sqrt(n) per entry): unit length by construction, bit-for-bit the
-same on every machine.
+Gaussian, scaled to unit length: seeded, the same on every machine, and no error has a
+fair chance of cancelling along them (as one whose entries cancel in pairs does along
+a +-1 direction).
 
 Everything is computed in float64. A forward pass that computes in float32 makes
 phi itself noisy; `directional_errors` subtracts an estimate of that round-off
@@ -137,9 +138,12 @@ def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str,
 
 
 def _unit(rng: np.random.Generator, shape) -> np.ndarray:
-    """A random unit vector with entries +-1/sqrt(n)."""
-    signs = rng.integers(0, 2, size=shape) * 2.0 - 1.0
-    return signs / np.sqrt(float(max(signs.size, 1)))
+    """A random unit vector, Gaussian before scaling. (A +-1 direction misses, with a chance of
+    one in ten, an error whose entries cancel in pairs, such as a gradient at label - 1 instead
+    of the label: (v[y] - v[y-1]) sums to 0 over five rows.)"""
+    v = rng.standard_normal(shape)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else np.ones(shape) / np.sqrt(float(max(v.size, 1)))
 
 
 @dataclass

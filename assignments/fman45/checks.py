@@ -5,6 +5,7 @@ softmax layer must take each."""
 import numpy as np
 
 from grader.checks import CheckFailed, Registry
+from grader.compare import is_close
 
 registry = Registry()
 
@@ -16,18 +17,18 @@ def _scores(rng, classes: int = 4, n: int = 5):
 
 
 @registry.check("softmaxloss_forward", kind="behavior", points=1)
-def labels_in_every_shape(course, course_oracle, rng):
+def labels_in_every_shape(course, course_oracle, rng, tolerance):
     """L is the same whether labels come as (N,), (1, N) or (N, 1)."""
     x, labels = _scores(rng)
     expected = course_oracle.softmaxloss_forward(x, labels)
     for shown, shape in SHAPES.items():
         got = course.softmaxloss_forward(x, shape(labels.copy()))
-        if not np.isclose(np.asarray(got, dtype=np.float64), expected, rtol=1e-5):
+        if not is_close(np.asarray(got, dtype=np.float64), np.asarray(expected), tolerance.value_rtol, tolerance.value_atol):
             raise CheckFailed(f"with labels of shape {shown}, L is {got!r}, expected {expected:.6g}")
 
 
 @registry.check("softmaxloss_backward", kind="behavior", points=1)
-def gradient_labels_in_every_shape(course, course_oracle, rng):
+def gradient_labels_in_every_shape(course, course_oracle, rng, tolerance):
     """dldx is the same whether labels come as (N,), (1, N) or (N, 1), and the labels are
     left as they were."""
     x, labels = _scores(rng)
@@ -35,23 +36,23 @@ def gradient_labels_in_every_shape(course, course_oracle, rng):
     for shown, shape in SHAPES.items():
         given = shape(labels.copy())
         got = np.asarray(course.softmaxloss_backward(x, given), dtype=np.float64)
-        if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-5, atol=1e-8):
+        if got.shape != expected.shape or not is_close(got, expected, tolerance.grad_rtol, tolerance.value_atol):
             raise CheckFailed(f"with labels of shape {shown}, dldx differs from the expected gradient")
 
 
 @registry.check("fully_connected_forward", kind="numeric", points=1)
-def inputs_of_any_rank(course, course_oracle, rng):
+def inputs_of_any_rank(course, course_oracle, rng, tolerance):
     """X (3, 2, 4, N): flattened column-major (order='F') to (24, N) before W acts on it."""
     X, W, b = rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((6, 24)), rng.standard_normal((6, 1))
     expected = course_oracle.fully_connected_forward(X, W, b)
     got = np.asarray(course.fully_connected_forward(X, W, b), dtype=np.float64)
-    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-5):
+    if got.shape != expected.shape or not is_close(got, expected, tolerance.value_rtol, tolerance.value_atol):
         raise CheckFailed("for X of shape (3, 2, 4, 5), Z differs: flatten X column-major, "
                           "np.reshape(X, (features, N), order='F')")
 
 
 @registry.check("fully_connected_backward", kind="gradient", points=1)
-def gradient_of_any_rank(course, course_oracle, rng):
+def gradient_of_any_rank(course, course_oracle, rng, tolerance):
     """X (3, 2, 4, N): dldX has X's shape again (reshaped back column-major), dldW (out, 24)."""
     X, W, b = rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((6, 24)), rng.standard_normal((6, 1))
     dldZ = rng.standard_normal((6, 5))
@@ -61,6 +62,6 @@ def gradient_of_any_rank(course, course_oracle, rng):
         raise CheckFailed("fully_connected_backward should return (dldX, dldW, dldb)")
     for name, g, e in zip(("dldX", "dldW", "dldb"), got, expected):
         g = np.asarray(g, dtype=np.float64)
-        if g.shape != e.shape or not np.allclose(g, e, rtol=1e-5, atol=1e-8):
+        if g.shape != e.shape or not is_close(g, e, tolerance.grad_rtol, tolerance.value_atol):
             raise CheckFailed(f"for X of shape (3, 2, 4, 5), {name} {'has shape ' + str(g.shape) if g.shape != e.shape else 'differs'}, "
                               f"expected shape {e.shape}")
