@@ -19,7 +19,6 @@ a table of the recorded values gets nothing for them when graded.
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 from importlib import resources
@@ -28,6 +27,7 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment
 from grader.compare import DEFAULT_TOLERANCES, Tolerances
+from grader.kitcode import kit_copy, reference_imports, shared_modules, strip_hidden, without_solutions
 from grader.oracle import RecordingOracle, save_recorded
 from grader.runner import run_check
 
@@ -72,45 +72,6 @@ def course_kit_data(folder: Path) -> dict | None:
                             f"it records ({path.name}: {getattr(exc, 'strerror', None) or exc})") from None
     data["recorded"] = load_recorded(folder / RECORDED)
     return data
-
-
-# ---------------------------------------------------------------- stripping
-def _check_id(decorator: ast.expr, fn_name: str) -> str | None:
-    """The id a `@...check("function", ..., name=...)` decorator gives, or None."""
-    if not isinstance(decorator, ast.Call):
-        return None
-    func = decorator.func
-    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    if not called.endswith("check") or not decorator.args:
-        return None
-    first = decorator.args[0]
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return "?"  # a check whose id cannot be read: treated as hidden
-    name = fn_name
-    for keyword in decorator.keywords:
-        if keyword.arg == "name":
-            if not (isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str)):
-                return "?"
-            name = keyword.value.value
-    return f"{first.value}.{name}"
-
-
-def strip_hidden(source: str, public_ids: set[str]) -> tuple[str, list[str]]:
-    """`source` without the checks whose ids are not public (decorators and bodies
-    blanked, so line numbers stay). Returns (new source, ids removed)."""
-    tree = ast.parse(source)
-    lines = source.split("\n")
-    removed = []
-    for node in tree.body:
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        ids = [i for i in (_check_id(d, node.name) for d in node.decorator_list) if i is not None]
-        if ids and not all(i in public_ids for i in ids):
-            start = min(d.lineno for d in node.decorator_list)
-            for i in range(start - 1, node.end_lineno):
-                lines[i] = ""
-            removed += ids
-    return "\n".join(lines), removed
 
 
 # ---------------------------------------------------------------- recording
@@ -205,21 +166,16 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
     if contract is not None and assignment.name == contract.info.based_on:
         raise KitError(f"{contract.path}: the course is named like the assignment it is built on "
                        f"({assignment.name!r}); give it another name ([course] name)")
-    base = contract.info.based_on if contract is not None else assignment.name
-    needs = _reference_imports(TOOLKIT_ROOT / "assignments" / base)
-    if needs:
-        raise KitError(f"the checks of '{base}' import the reference ({', '.join(needs)}), which a kit must never "
-                       f"carry: its kit (and those of courses built on it) is not built yet")
     public = [c for c in assignment.checks if c.visibility == "public"]
     public_ids = {c.id for c in public}
     out.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", MARKER)
     shutil.copytree(TOOLKIT_ROOT / "grader", out / "grader", ignore=ignore)
     (out / "assignments").mkdir()
-    shutil.copyfile(TOOLKIT_ROOT / "assignments" / "__init__.py", out / "assignments" / "__init__.py")
+    shared_modules(TOOLKIT_ROOT / "assignments", out / "assignments")
     if assignment.contract is None:
         source_dir = TOOLKIT_ROOT / "assignments" / assignment.name
-        target = _stripped_copy(source_dir, out / "assignments" / assignment.name, public_ids)
+        target = kit_copy(source_dir, out / "assignments" / assignment.name, public_ids)
         save_recorded(record_public(assignment, tolerances), target / RECORDED)
         template_dir = source_dir / "template"
         for name in (assignment.file_name, f"{assignment.name}.ipynb"):
@@ -227,6 +183,12 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
                 shutil.copyfile(template_dir / name, out / name)
     else:
         _course_files(assignment, out, public, tolerances)
+    leaks = reference_imports(out / "assignments")
+    if leaks:
+        for item in list(out.iterdir()):  # the folder was empty: all of it is ours
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+        raise KitError(f"{', '.join(str(p.relative_to(out)) for p in leaks)} import the reference, which a kit "
+                       f"must never carry: mark what needs it @kit_recorded (grader/oracle.py); no kit was built")
     marker = {"assignment": assignment.name, "toolkit_version": __version__, "public_checks": sorted(public_ids)}
     (out / "grader" / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
     (out / "pyproject.toml").write_text(_PYPROJECT.format(name=assignment.name, version=__version__))
@@ -238,29 +200,6 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
         final="The final grade also runs hidden checks; they test the same functions on other inputs."
         if len(public) < len(assignment.checks) else "The final grade runs the same checks on other inputs."))
     return Path(shutil.make_archive(str(out), "zip", root_dir=out))
-
-
-def _reference_imports(folder: Path) -> list[str]:
-    """The files of an assignment's check code that import the toolkit's reference."""
-    found = []
-    for path in sorted(folder.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            if any(n == "reference" or n.startswith("reference.") for n in names):
-                found.append(path.name)
-                break
-    return found
-
-
-def _stripped_copy(source_dir: Path, target: Path, public_ids: set[str]) -> Path:
-    """The assignment's check code, its hidden checks (and any not in `public_ids`) blanked."""
-    target.mkdir(parents=True)
-    for path in sorted(source_dir.glob("*.py")):  # code only: notes may describe hidden inputs
-        stripped, _ = strip_hidden(path.read_text(encoding="utf-8"), public_ids)
-        (target / path.name).write_text(stripped, encoding="utf-8")
-    return target
 
 
 def _course_files(assignment: Assignment, out: Path, public: list, tolerances: Tolerances) -> None:
@@ -283,7 +222,7 @@ def _course_files(assignment: Assignment, out: Path, public: list, tolerances: T
     base = contract.info.based_on
     base_dir = TOOLKIT_ROOT / "assignments" / base
     canonical_ids = {canonical_check_id(contract, c.id) for c in public}
-    _stripped_copy(base_dir, out / "assignments" / base, canonical_ids)
+    kit_copy(base_dir, out / "assignments" / base, canonical_ids)
     shutil.copyfile(base_dir / "canonical.toml", out / "assignments" / base / "canonical.toml")
 
     folder = contract.path.parent
@@ -295,6 +234,7 @@ def _course_files(assignment: Assignment, out: Path, public: list, tolerances: T
         shutil.copyfile(folder / rel, target / rel)
     if (folder / "checks.py").is_file():  # the course's own checks: its public ones only
         stripped, _ = strip_hidden((folder / "checks.py").read_text(encoding="utf-8"), {c.id for c in public})
+        stripped = without_solutions(stripped, mistakes_module=False)
         (target / "checks.py").write_text(stripped, encoding="utf-8")
     save_recorded(record_public(assignment, tolerances), target / RECORDED)
     import importlib

@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import inspect
 import threading
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -59,6 +60,61 @@ def _read_only(value):
     return value
 
 
+# The oracle of the check running in this thread (set by runner.run_check); None outside
+# checks and inside a recorded function (whose own calls are its business).
+ACTIVE_ORACLE: ContextVar = ContextVar("active_oracle", default=None)
+
+
+def kit_recorded(fn):
+    """Mark a function of an assignment's check code whose answers a student kit records
+    instead of carrying its code (it computes from the check's inputs what only a
+    solution knows). Its arguments must come from the check's inputs and the reference's
+    answers, never from the student's values, and a check calls it whatever the student
+    returns: the kit has answers for the calls its recording made only. So called, it is
+    computed once per run (memoised like the reference), however many students."""
+
+    @functools.wraps(fn)
+    def recorded(*args, **kwargs):
+        oracle = ACTIVE_ORACLE.get()
+        if getattr(oracle, "recorded_call", None) is None:
+            return fn(*args, **kwargs)
+        token = ACTIVE_ORACLE.set(None)
+        try:
+            return oracle.recorded_call(f"{fn.__module__}.{fn.__qualname__}", fn, args, kwargs)
+        finally:
+            ACTIVE_ORACLE.reset(token)
+
+    recorded.kit_recorded = True
+    return recorded
+
+
+def kit_shipped(fn):
+    """Mark a function of a mistakes module that a kit carries as it is: a test of the
+    student's output that holds no solution. The kit drops every other unmarked function
+    of a `*mistakes.py` module (helpers of recorded models, which hold solutions)."""
+    return fn
+
+
+MODEL_MEMO = 100_000
+_UNKNOWN = object()
+
+
+def _model_key(name: str, args: tuple, kwargs: dict) -> str:
+    return call_key(f"model:{name}", args, kwargs)
+
+
+def _unshared(value):
+    """A copy of a recorded model's answer that its caller may change, as it could the
+    function's own (containers and arrays copied)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unshared(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    return value
+
+
 class ReferenceOracle:
     """`oracle.conv2d_forward(x, w, b)` -> the reference's answer, memoised (thread-safe).
     Results are read-only arrays: a check cannot corrupt another check's expectation."""
@@ -86,6 +142,20 @@ class ReferenceOracle:
 
         return call
 
+    def recorded_call(self, name: str, fn, args: tuple, kwargs: dict):
+        """A `@kit_recorded` function's answer, computed once per run: its arguments come
+        from the check's inputs, the same for every student (at most MODEL_MEMO answers
+        are kept, should a check break that rule)."""
+        key = _model_key(name, args, kwargs)
+        with self._lock:
+            value = self._memo.get(key, _UNKNOWN)
+        if value is _UNKNOWN:
+            value = _read_only(fn(*args, **kwargs))
+            with self._lock:
+                if len(self._memo) < MODEL_MEMO:
+                    self._memo[key] = value
+        return _unshared(value)
+
 
 class OracleMissing(Exception):
     """The kit has no recorded answer for this call: the check asked the reference
@@ -109,6 +179,11 @@ class RecordingOracle(ReferenceOracle):
             return value
 
         return call
+
+    def recorded_call(self, name: str, fn, args: tuple, kwargs: dict):
+        value = super().recorded_call(name, fn, args, kwargs)
+        self.recorded[_model_key(name, args, kwargs)] = _read_only(value)
+        return value
 
 
 class RecordedOracle:
@@ -136,6 +211,13 @@ class RecordedOracle:
         if name in self._signatures:
             call.__signature__ = self._signatures[name]
         return call
+
+    def recorded_call(self, name: str, fn, args: tuple, kwargs: dict):
+        key = _model_key(name, args, kwargs)
+        if key not in self._recorded:
+            raise OracleMissing(f"no recorded answer for {name.rsplit('.', 1)[-1]}; this check runs in full "
+                                f"when you submit")
+        return _unshared(self._recorded[key])
 
 
 def signature_data(module, functions) -> dict[str, list]:

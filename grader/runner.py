@@ -18,7 +18,7 @@ from grader.checks import Check, CheckFailed
 from grader.compare import DEFAULT_TOLERANCES, Tolerances
 from grader.discover import Submission
 from grader.models import CheckResult, SubmissionResult
-from grader.oracle import OracleMissing
+from grader.oracle import ACTIVE_ORACLE, OracleMissing
 from grader.proxy import StudentCallError, StudentRaised, StudentSession
 from grader.sandbox import Limits, SandboxConfig, SandboxUnavailable, Slot, SlotPool
 from grader.source import SourceError, forbidden_imports, load, module_name_for, toolkit_imports
@@ -55,6 +55,7 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
     start = time.perf_counter()
     passed, message, codes, details = False, "", [], {}
     rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
+    active = ACTIVE_ORACLE.set(oracle)  # @kit_recorded models answer through it
     try:
         returned = check.call(student=student, oracle=oracle, rng=rng, tolerance=tolerances,
                               fresh_inputs=seed is not None, **(fixtures or {}))
@@ -75,6 +76,8 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
             message = f"{failure.function} is not implemented yet"
     except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
         message, codes = f"the grader failed in this check ({type(exc).__name__}: {exc})", [INTERNAL_ERROR]
+    finally:
+        ACTIVE_ORACLE.reset(active)
     return CheckResult(
         id=check.id, function=check.function, kind=check.kind, visibility=check.visibility,
         passed=passed, score=check.points if passed else 0.0, max_score=check.points,

@@ -362,10 +362,21 @@ def test_a_provided_file_outside_the_course_folder_is_refused(tmp_path):
 
 
 def test_no_kit_is_built_for_checks_that_import_the_reference(tmp_path, capsys):
-    """seq's mistake models live in reference/sequence_mistakes.py, which holds a correct
-    LSTM: a kit of seq or cs231n_rnn would carry the solution, so none is built."""
+    """A course whose own checks import the reference outside a @kit_recorded function
+    would carry the solution in its kit: none is built, and the output folder stays empty."""
     from grader.cli import main
 
-    assert main(["kit", "--assignment", "cs231n_rnn", "--out", str(tmp_path / "kit")]) == 2
-    assert "import the reference" in capsys.readouterr().err
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "contract.toml").write_text(GOOD)
+    (course / "checks.py").write_text(
+        "from reference import cnn as solution  # the whole model solution, at the top of the file\n"
+        "from grader.checks import Registry\n\nregistry = Registry()\n\n\n"
+        "@registry.check('dense', kind='numeric', points=1)\n"
+        "def same_as_solution(course, rng):\n"
+        "    x, w, b = rng.standard_normal((3, 2)), rng.standard_normal((4, 3)), rng.standard_normal((4, 1))\n"
+        "    course.dense(x, w, b)\n")
+    assert main(["kit", "--course", str(course), "--out", str(tmp_path / "kit")]) == 2
+    err = capsys.readouterr().err
+    assert "import the reference" in err and "checks.py" in err
     assert not (tmp_path / "kit").exists() or not any((tmp_path / "kit").iterdir())

@@ -131,3 +131,44 @@ def test_the_template_grades_to_zero_with_not_implemented_yet(kit):
     assert result["status"] == "graded" and result["score"] == 0.0
     for function in kit["assignment"].functions:
         assert f"{function} is not implemented yet" in run.stdout, function
+
+
+# What a student who reads the kit finds: mistake models that compute from the inputs hold
+# a correct solution with their switches off (bptt with recurrence=True is backpropagation
+# through time), so the kit carries their recorded answers and a stub, never their code.
+SOLUTION_HELPERS = {"cnn": ["naive_softmax_cross_entropy", "pool_backward_models"],
+                    "rnn": ["forward_states", "bptt", "softmax_rows", "_first_step_probabilities"]}
+
+
+def test_the_kit_carries_no_mistake_model_that_computes_a_solution(kit):
+    import ast
+
+    name = kit["name"]
+    code = {p.name: p.read_text() for p in (kit["folder"] / "assignments" / name).glob("*.py")}
+    defined = {}
+    for file, text in code.items():
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef):
+                defined[node.name] = (file, node)
+    for helper in SOLUTION_HELPERS[name]:
+        if helper not in defined:
+            continue  # dropped from the kit altogether
+        file, node = defined[helper]
+        body = [n for n in node.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        assert len(body) == 1 and isinstance(body[0], ast.Raise), (file, helper)  # a stub
+    # In the toolkit the same helpers compute; in the kit, a student calling them gets nothing.
+    probe = ("import numpy as np\nfrom assignments.{n} import mistakes\n"
+             "print(sorted(f for f in dir(mistakes) if callable(getattr(mistakes, f)) and not f[0].isupper()))\n")
+    run = run_in_kit(kit, "-c", probe.format(n=name))
+    assert run.returncode == 0, run.stderr
+    present = set(eval(run.stdout))  # noqa: S307 - a list of names printed by the probe above
+    assert "bptt" not in present and "forward_states" not in present
+    if name == "rnn":
+        attack = ("import numpy as np\nfrom assignments.rnn import mistakes\nr = np.random.default_rng(0)\n"
+                  "T, D, H, K = 3, 4, 5, 4\nx, h0 = r.normal(size=(T, D)), r.normal(size=H)\n"
+                  "U, W, V = r.normal(size=(H, D)), r.normal(size=(H, H)), r.normal(size=(K, H))\n"
+                  "b, c, y = r.normal(size=H), r.normal(size=K), np.arange(T) % K\n"
+                  "try:\n    mistakes.backward_models(x, y, h0, np.zeros((T, H)), np.zeros((T, K)), U, W, V, b, c)\n"
+                  "except NotImplementedError as e:\n    print('stub:', e)\n")
+        run = run_in_kit(kit, "-c", attack)
+        assert run.returncode == 0 and run.stdout.startswith("stub:"), run.stdout + run.stderr

@@ -1,4 +1,4 @@
-"""A course's student kit (fman45, cs231n, and a course of the instructor's own): built
+"""A course's student kit (fman45, cs231n, cs231n_rnn, and a course of the instructor's own): built
 from the toolkit, run where there is no reference, it grades the course's own example
 class with the instructor's public verdicts and diagnoses, correct files to full public
 marks; it holds no reference code and nothing of the hidden checks, of the course or of
@@ -36,10 +36,11 @@ from grader.testing import InProcessStudent
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "submissions"
-COURSES = ["fman45", "cs231n"]
+COURSES = ["fman45", "cs231n", "cs231n_rnn"]
 # The course's example class: a correct file, and a mistake with the code it must be named by.
-CORRECT = {"fman45": "anna", "cs231n": "alice"}
-MISTAKE = {"fman45": ("carin", "softmax.min_shift"), "cs231n": ("carol", "conv.flipped_kernel")}
+CORRECT = {"fman45": "anna", "cs231n": "alice", "cs231n_rnn": "alice"}
+MISTAKE = {"fman45": ("carin", "softmax.min_shift"), "cs231n": ("carol", "conv.flipped_kernel"),
+           "cs231n_rnn": ("carol", "lstm.gate_order_wrong")}
 
 
 def _clean_env(**extra) -> dict:
@@ -249,3 +250,26 @@ def test_a_course_named_like_the_assignment_it_is_built_on_gets_no_kit(tmp_path,
     assert not (tmp_path / "kit").exists()
     assert main(["kit", "--out", str(tmp_path / "kit")]) == 2
     assert "--assignment NAME, or --course FOLDER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", COURSES)
+def test_the_course_kit_mistake_modules_hold_stubs_and_output_tests_only(kits, name):
+    """seq's LSTM models are an LSTM with a switch per mistake: with the switches off, the
+    solution. In a kit, every function of a mistakes module is a stub answered from the
+    recording, or marked @kit_shipped (a test of the student's output, no solution)."""
+    import ast
+
+    files = sorted((kits["folders"][name] / "assignments").rglob("*mistakes.py"))
+    assert files
+    for path in files:
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            marks = {getattr(d, "id", None) for d in node.decorator_list}
+            body = [n for n in node.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+            stub = len(body) == 1 and isinstance(body[0], ast.Raise)
+            assert (marks == {"kit_recorded"} and stub) or marks == {"kit_shipped"}, (path.name, node.name)
+    if name == "cs231n_rnn":
+        text = (kits["folders"][name] / "assignments" / "seq" / "lstm_mistakes.py").read_text()
+        for helper in ("def _step(", "def step_backward(", "def backward(", "def _run("):
+            assert helper not in text

@@ -1,5 +1,5 @@
 """Tests of the batched sequence layers (reference/sequence.py) and of the LSTM's
-mistake models (reference/sequence_mistakes.py).
+mistake models (assignments/seq/lstm_mistakes.py).
 
 Expected values come from outside the code under test: per-example loops written
 out here in the slides' column-vector form, reference/rnn.py, central finite
@@ -14,7 +14,7 @@ import pytest
 
 from reference import rnn as single
 from reference import sequence as seq
-from reference import sequence_mistakes as mistakes
+from assignments.seq import lstm_mistakes as mistakes
 
 # ----------------------------------------------------------------------------
 # helpers

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from grader.diagnoses import register
+from grader.oracle import kit_recorded, kit_shipped
 
 FLIPPED = register(
     "conv.flipped_kernel",
@@ -87,6 +88,7 @@ TRANSPOSED = register(
 
 
 # ------------------------------------------------------------------ convolution
+@kit_recorded
 def size_models(n: int, f: int, pad: int, stride: int) -> dict[str, list]:
     """What conv_output_size returns under each mistake."""
     span = n + 2 * pad - f
@@ -98,6 +100,7 @@ def size_models(n: int, f: int, pad: int, stride: int) -> dict[str, list]:
     }
 
 
+@kit_shipped
 def conv_forward_models(oracle, x, w, b, stride: int, pad: int) -> dict[str, list]:
     run = oracle.conv2d_forward
     y = run(x, w, b, stride=stride, pad=pad)
@@ -126,6 +129,7 @@ def conv_forward_models(oracle, x, w, b, stride: int, pad: int) -> dict[str, lis
     return models
 
 
+@kit_shipped
 def conv_backward_models(oracle, dy, x, w, b, stride: int, pad: int) -> dict[str, dict[str, list]]:
     """Models per gradient: {"dx": {code: [...]}, "dw": ..., "db": ...}."""
     run = oracle.conv2d_backward
@@ -143,6 +147,7 @@ def conv_backward_models(oracle, dy, x, w, b, stride: int, pad: int) -> dict[str
 
 
 # ------------------------------------------------------------------ max pooling
+@kit_shipped
 def _windows(shape, size: int, stride: int):
     h_out = (shape[1] - size) // stride + 1
     w_out = (shape[2] - size) // stride + 1
@@ -151,6 +156,7 @@ def _windows(shape, size: int, stride: int):
             yield i, j, (slice(None), slice(i * stride, i * stride + size), slice(j * stride, j * stride + size))
 
 
+@kit_recorded
 def pool_backward_models(x, dy, size: int, stride: int) -> dict[str, list]:
     """Models of the maxpool backward mistakes (loops: clarity over speed, inputs are small)."""
     spread, mean, duplicated = np.zeros(x.shape), np.zeros(x.shape), np.zeros(x.shape)
@@ -163,6 +169,7 @@ def pool_backward_models(x, dy, size: int, stride: int) -> dict[str, list]:
     return {POOL_ALL: [spread, mean], POOL_TIES: [duplicated]}
 
 
+@kit_shipped
 def overwritten_on_overlap(got, x, dy, size: int, stride: int) -> bool:
     """Is every pixel's gradient the gradient of ONE of the windows whose maximum it is
     (any order of writing), where the sum was due at a shared maximum? Inputs without ties."""
@@ -190,11 +197,13 @@ def overwritten_on_overlap(got, x, dy, size: int, stride: int) -> bool:
 
 
 # ------------------------------------------------------------------ dense layers
+@kit_shipped
 def linear_forward_models(oracle, x, w, b) -> dict[str, list]:
     square = w.shape[0] == w.shape[1]
     return {TRANSPOSED: [oracle.linear_forward(x, w.T, b) if square else None]}
 
 
+@kit_recorded
 def linear_backward_models(dy, x, w) -> dict[str, dict[str, list]]:
     """Treating w as (D_out, D_in): dx = dy @ w and dw = dy.T @ x, shaped like w.T."""
     return {"dx": {TRANSPOSED: [dy @ w if w.shape[0] == w.shape[1] else None]},
@@ -202,6 +211,7 @@ def linear_backward_models(dy, x, w) -> dict[str, dict[str, list]]:
             "db": {}}
 
 
+@kit_recorded
 def softmax_models(loss: float, dz: np.ndarray, z: np.ndarray | None = None,
                    labels: np.ndarray | None = None) -> tuple[dict, dict]:
     n = dz.shape[0]
@@ -216,12 +226,14 @@ def softmax_models(loss: float, dz: np.ndarray, z: np.ndarray | None = None,
     return loss_models, dz_models
 
 
+@kit_recorded
 def min_shift_softmax_cross_entropy(z, labels):
     """Shifted by each row's minimum (as one year's FMAN45 skeleton suggests): exact for
     close scores, overflowing once a row's scores lie more than ~709 apart."""
     return naive_softmax_cross_entropy(z - z.min(axis=1, keepdims=True), labels)
 
 
+@kit_recorded
 def naive_softmax_cross_entropy(z, labels):
     """Without the max subtraction: what an unstable implementation computes. -> (loss,
     softmax - onehot), the gradient not yet divided by N."""

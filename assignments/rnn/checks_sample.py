@@ -17,6 +17,7 @@ from assignments.rnn.cases import ARGS
 from assignments.rnn.registry import check
 from grader.checklib import expect_untouched, int_sequence
 from grader.checks import CheckFailed
+from grader.oracle import kit_recorded
 
 P_VALUE = 1e-6
 K = 5  # symbols; inputs are one-hot over them (D == K)
@@ -28,6 +29,7 @@ def _draw(student, params: dict, x0: int, n: int, seed: int) -> list[int]:
     return int_sequence(out, n, f"rnn_sample(..., n={n})", 0, K)
 
 
+@kit_recorded
 def _first_step_probabilities(params: dict, x0: int) -> np.ndarray:
     """yhat(1) = softmax(c + V tanh(b + W h0 + U onehot(x0))), as on the slides."""
     h1 = np.tanh(params["b"] + params["W"] @ params["h0"] + params["U"][:, x0])
@@ -61,10 +63,15 @@ def _general(rng) -> dict:
             "b": 0.2 * rng.standard_normal(H), "c": 0.2 * rng.standard_normal(K)}
 
 
-def _argmax(draws: list[int], params: dict, x0: int) -> list[str]:
-    greedy = mistakes.greedy(params["h0"], x0, len(draws), params["U"], params["W"], params["V"],
-                             params["b"], params["c"])
-    return [mistakes.ARGMAX] if draws == greedy else []
+def _greedy(params: dict, x0: int, n: int) -> list[int]:
+    """What an argmax 'sampler' draws here. Asked before the student's draws are judged,
+    whatever they are (a mistake model's answers depend on the inputs only; computed once
+    per run, and recorded in a student kit)."""
+    return mistakes.greedy(params["h0"], x0, n, params["U"], params["W"], params["V"], params["b"], params["c"])
+
+
+def _argmax(draws: list[int], greedy: list[int]) -> list[str]:
+    return [mistakes.ARGMAX] if draws == list(greedy) else []
 
 
 @check("rnn_sample", kind="numeric", points=7)
@@ -72,6 +79,7 @@ def first_draws(student, rng):
     """3,000 draws whose distribution is yhat(1) (with U = W = 0 the state never changes):
     a chi-square test of their counts against yhat(1)."""
     params, x0, n = _stateless(rng), 2, 3000
+    greedy = _greedy(params, x0, n)
     draws = _draw(student, params, x0, n, seed=int(rng.integers(2**31)))
     p = _first_step_probabilities(params, x0)
     counts = np.bincount(draws, minlength=K)
@@ -81,7 +89,7 @@ def first_draws(student, rng):
     if result.pvalue < P_VALUE:
         shown = ", ".join(f"{c} ({n * q:.0f})" for c, q in zip(counts, p))
         raise CheckFailed(f"the draws do not follow yhat(1): counts (expected) per symbol {shown}; "
-                          f"chi-square p-value {result.pvalue:.2g}", _argmax(draws, params, x0),
+                          f"chi-square p-value {result.pvalue:.2g}", _argmax(draws, greedy),
                           {"counts": counts.tolist(), "expected": (n * p).round(1).tolist(),
                            "p_value": float(result.pvalue)})
 
@@ -91,6 +99,7 @@ def feeds_back_each_draw(student, rng):
     """Each draw is fed back as the next one-hot input, so the second draw's distribution
     depends on the first: 2,000 transitions against yhat(t) given the previous symbol."""
     params, x0, n = _markov(rng), 0, 2000
+    greedy = _greedy(params, x0, n)
     draws = _draw(student, params, x0, n, seed=int(rng.integers(2**31)))
     transitions = np.array([_first_step_probabilities(params, s) for s in range(K)])  # row: previous symbol
     previous = np.array([x0] + draws[:-1])
@@ -106,7 +115,7 @@ def feeds_back_each_draw(student, rng):
     if p_value < P_VALUE:
         # Without feedback every draw comes from yhat given x0 (W = 0: the state cannot remember).
         unfed = stats.chisquare(np.bincount(draws, minlength=K), n * transitions[x0]).pvalue
-        codes = [mistakes.NO_FEEDBACK] if unfed >= P_VALUE else _argmax(draws, params, x0)
+        codes = [mistakes.NO_FEEDBACK] if unfed >= P_VALUE else _argmax(draws, greedy)
         follows = float(np.mean(np.array(draws) == (previous + 1) % K))
         raise CheckFailed(f"the draws do not follow yhat(t) given the symbol drawn before (a symbol s is "
                           f"followed by s + 1 {follows:.0%} of the time, expected about "
@@ -120,6 +129,7 @@ def reproducible(student, rng):
     """All randomness comes from rng: generators in the same state give the same sequence,
     generators seeded differently give different ones."""
     params, x0, n = _general(rng), 1, 40
+    greedy = _greedy(params, x0, n)
     seed = int(rng.integers(2**31))
     first = _draw(student, params, x0, n, seed)
     again = _draw(student, params, x0, n, seed)
@@ -130,7 +140,7 @@ def reproducible(student, rng):
     other = _draw(student, params, x0, n, seed + 1)
     if other == first:
         raise CheckFailed(f"generators seeded differently drew the same {n} symbols: the draws do not "
-                          "depend on rng", _argmax(first, params, x0))
+                          "depend on rng", _argmax(first, greedy))
 
 
 @check("rnn_sample", kind="behavior", points=3)

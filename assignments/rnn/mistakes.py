@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from assignments.recurrent_mistakes import NO_RECURRENCE, NOT_SUMMED, TANH  # noqa: F401 - this catalogue's too
 from grader.diagnoses import register
+from grader.oracle import kit_recorded
 
-NO_RECURRENCE = register(
-    "bptt.no_recurrence",
-    "The gradient does not flow back through W from later time steps.",
-    "h(t) influences the loss twice: through o(t) and through a(t+1). So "
-    "dL/dh(t) = V^T dL/do(t) + W^T dL/da(t+1), computed from t = T down to 1.").code
-TANH = register(
-    "bptt.tanh_derivative_wrong",
-    "The tanh derivative is taken on the pre-activation a(t) instead of as 1 - h(t)^2.",
-    "d tanh(a)/da = 1 - tanh(a)^2 = 1 - h(t)^2: use the hidden state, as in the lecture's "
-    "diag(1 - (h(t))^2).").code
 DW_H_T = register(
     "bptt.dW_uses_h_t",
     "dW is built from h(t) h(t)^T instead of h(t-1)^T.",
     "W multiplies h(t-1) in a(t) = b + W h(t-1) + U x(t), so step t adds "
     "diag(1 - h(t)^2) dL/dh(t) h(t-1)^T, with h(0) = h0 at the first step.").code
-NOT_SUMMED = register(
-    "bptt.not_summed_over_time",
-    "The parameter gradients come from one time step only.",
-    "The parameters are shared by all time steps, so their gradients are sums over t "
-    "(dW += ..., not dW = ...).").code
 LOSS_AVERAGED = register(
     "rnn.loss_averaged",
     "The loss is averaged over time instead of summed.",
@@ -103,6 +90,7 @@ def bptt(x, y, h0, h, yhat, U, W, V, b, c, *, recurrence: bool = True, tanh_of: 
     }
 
 
+@kit_recorded
 def backward_models(x, y, h0, h, yhat, U, W, V, b, c) -> dict[str, dict[str, list]]:
     """Per gradient key: {code: [outputs]}."""
     args = (x, y, h0, h, yhat, U, W, V, b, c)
@@ -113,6 +101,7 @@ def backward_models(x, y, h0, h, yhat, U, W, V, b, c) -> dict[str, dict[str, lis
     return {k: {code: [g[k] for g in outs] for code, outs in variants.items()} for k in keys}
 
 
+@kit_recorded
 def greedy(h0, x0: int, n: int, U, W, V, b, c) -> list[int]:
     """What an argmax 'sampler' returns: the most likely symbol at every step, fed back."""
     out, h, idx = [], h0, x0
@@ -123,6 +112,7 @@ def greedy(h0, x0: int, n: int, U, W, V, b, c) -> list[int]:
     return out
 
 
+@kit_recorded
 def birnn_models(x, h0, g0, Uf, Wf, bf, Ub, Wb, bb, V, c, g) -> dict[str, dict[str, list]]:
     """g run forward in time from g0, and g returned in computation order (g(T) first)."""
     h, _ = forward_states(x, h0, Uf, Wf, bf)

@@ -6,7 +6,7 @@ inputs, written with the slides' equations on batches of row vectors
     out[n, t] = E[x[n, t]]                                              (word embedding)
 
 The RNN's codes are the rnn assignment's (backpropagation through time is the same
-mistake there); the LSTM's models and codes are reference/sequence_mistakes.py's.
+mistake there); the LSTM's models and codes are lstm_mistakes.py's.
 As in assignments/cnn/mistakes.py, a model returns {code: [outputs]} per output
 (any of a code's outputs may fit); a callable is a test of the student's output.
 """
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from assignments.rnn.mistakes import NO_RECURRENCE, NOT_SUMMED, TANH
+from assignments.recurrent_mistakes import NO_RECURRENCE, NOT_SUMMED, TANH
 from grader.compare import is_close
 from grader.diagnoses import register
-from reference.sequence_mistakes import (
+from grader.oracle import kit_recorded, kit_shipped
+from assignments.seq.lstm_mistakes import (
     DC_PREV_MISSING,
     GATE_ORDER,
     NO_FORGET_PATH,
@@ -83,6 +84,7 @@ def _per_output(names, variants):
             for k, name in enumerate(names)}
 
 
+@kit_recorded
 def rnn_backward_models(dh, x, h0, U, W, b) -> dict[str, dict[str, list]]:
     """Per gradient of rnn_backward ("dx", "dh0", "dU", "dW", "db"): {code: [outputs]}."""
     args = (dh, x, h0, U, W, b)
@@ -93,6 +95,7 @@ def rnn_backward_models(dh, x, h0, U, W, b) -> dict[str, dict[str, list]]:
     return _per_output(("dx", "dh0", "dU", "dW", "db"), variants)
 
 
+@kit_recorded
 def rnn_step_backward_models(dh, x, h_prev, U, W, b) -> dict[str, dict[str, list]]:
     """Per gradient of rnn_step_backward ("dx", "dh_prev", "dU", "dW", "db"): one step is
     a recurrence of T = 1, where only the tanh derivative can go wrong."""
@@ -101,6 +104,7 @@ def rnn_step_backward_models(dh, x, h_prev, U, W, b) -> dict[str, dict[str, list
 
 
 # ------------------------------------------------------------------ word embedding
+@kit_shipped
 def embedding_backward_models(dout, x, E, rtol: float) -> dict[str, list]:
     """{code: [test]} for word_embedding_backward: each word's row holds the dout of one
     of its positions (whichever a student's order of writing left last), unused words 0."""

@@ -9,9 +9,9 @@ reference.sequence (e.g. CS231n's assignment 3) can use them.
 As in assignments/*/mistakes.py, a model returns what a student who made the
 mistake returns on the same inputs: {code: [outputs]} for a function with one
 output, {output name: {code: [outputs]}} for one with several; any of a code's
-outputs may fit (a mistake comes in a few forms). This module needs NumPy and the
-catalogue only, not the reference, so it can move into an assignment's folder (and
-so into its student kit) as it is.
+outputs may fit (a mistake comes in a few forms). The LSTM with a switch per
+mistake is a correct LSTM with the switches off: a student kit carries only the
+models' recorded answers (@kit_recorded), none of this module's other functions.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from itertools import permutations
 import numpy as np
 
 from grader.diagnoses import register
+from grader.oracle import kit_recorded
 
 GATE_ORDER = register(
     "lstm.gate_order_wrong",
@@ -156,17 +157,20 @@ def _orders():
             + [dict(stack=order) for order in WRONG_ORDERS])
 
 
+@kit_recorded
 def step_forward_models(x, h_prev, c_prev, U, W, b) -> dict[str, dict[str, list]]:
     """{"h": {code: [...]}, "c": {code: [...]}} for lstm_step_forward."""
     outs = [step_forward(x, h_prev, c_prev, U, W, b, order=order) for order in WRONG_ORDERS]
     return _per_output(("h", "c"), {GATE_ORDER: outs})
 
 
+@kit_recorded
 def forward_models(x, h0, U, W, b) -> dict[str, list]:
     """{code: [h...]} for lstm_forward."""
     return {GATE_ORDER: [forward(x, h0, U, W, b, order=order) for order in WRONG_ORDERS]}
 
 
+@kit_recorded
 def step_backward_models(dh, dc, x, h_prev, c_prev, U, W, b) -> dict[str, dict[str, list]]:
     """Per gradient of lstm_step_backward ("dx", "dh_prev", "dc_prev", "dU", "dW", "db"):
     {code: [outputs]}."""
@@ -179,6 +183,7 @@ def step_backward_models(dh, dc, x, h_prev, c_prev, U, W, b) -> dict[str, dict[s
     return _per_output(STEP_GRADS, variants)
 
 
+@kit_recorded
 def backward_models(dh, x, h0, U, W, b) -> dict[str, dict[str, list]]:
     """Per gradient of lstm_backward ("dx", "dh0", "dU", "dW", "db"): {code: [outputs]}.
     A step backward without dc_prev, composed over time, is the "zero" carry here."""
