@@ -37,8 +37,10 @@ def _protect_self() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    listed = "\n".join(f"  grade {name:<18} {what}" for name, (_, what) in subcommands().items())
     parser = argparse.ArgumentParser(
         prog="grade",
+        usage="grade PATH [options]\n       grade {" + ",".join(subcommands()) + "} ...",
         description="Grade CNN/RNN NumPy assignments. Every submission runs in its own sandboxed "
         "worker process; scores are computed in the grader's process from the values the "
         "student's functions return. Writes results.json, grades.csv and HTML reports to --out.",
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  grade gradescope-bundle --assignment cnn --out autograder.zip\n"
         "                                             build Gradescope's autograder zip\n"
         "  grade kit --assignment cnn --out kit-cnn   build the students' self-check kit (and kit-cnn.zip)\n\n"
+        f"Subcommands (grade help CMD shows one's options):\n{listed}\n\n"
         "Exit status: 0 when grading ran (whatever the scores); 1 when the grader or its sandbox "
         "failed (no worker could start, or some students could not be graded: they have status "
         "error and a grader.* diagnosis, and --resume grades them again); 2 for a usage error; "
@@ -80,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its remaining checks fail with submission.timeout (default: 60)")
     parser.add_argument("--memory", type=int, default=None, metavar="MB",
                         help="address-space limit of a worker in MB (default: 2048)")
-    parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
+    parser.add_argument("--only", action="append", type=_students, metavar="STUDENT[,STUDENT...]",
+                        help="grade only these students (repeat the flag or separate names with commas) into "
+                        "the results already in DIR: the others' results and pages are kept as they are")
     parser.add_argument("--resume", action="store_true",
                         help="keep results already in DIR for students whose files are unchanged")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "none", "spawn"), default="auto",
@@ -100,19 +105,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _students(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one student")
+    return names
+
+
 def _positive(value, name):
     if value is not None and value <= 0:
         raise UsageError(f"{name} must be positive, got {value}")
     return value
 
 
+def subcommands() -> dict[str, tuple]:
+    """`grade NAME ...`: each subcommand's function and what it does (a folder of that name
+    is graded as ./NAME)."""
+    return {
+        "kit": (build_kit_command, "build the students' self-check kit (a folder and a zip)"),
+        "gradescope-bundle": (gradescope_bundle, "build Gradescope's autograder zip"),
+        "help": (help_command, "show this help, or a subcommand's: grade help kit"),
+    }
+
+
+def help_command(argv: list[str]) -> int:
+    """`grade help [CMD]`."""
+    commands = subcommands()
+    if not argv:
+        build_parser().print_help()
+        return EXIT_OK
+    if argv[0] not in commands or argv[0] == "help":
+        print(f"grade help: no subcommand {argv[0]!r}; there are: {', '.join(commands)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return commands[argv[0]][0](["--help"])
+    except SystemExit as exc:  # argparse's --help
+        return int(exc.code or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     drop_from_path()  # nothing of the working directory is ever imported here
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["gradescope-bundle"]:
-        return gradescope_bundle(argv[1:])
-    if argv[:1] == ["kit"]:
-        return build_kit_command(argv[1:])
+    command = subcommands().get(argv[0]) if argv else None
+    if command is not None:
+        return command[0](argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return grade(args)
@@ -247,8 +283,9 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     from grader.sandbox import Limits, SandboxUnavailable, resolve_sandbox
     from grader.store import ResultStore, is_grader_failure
 
+    own_files = frozenset(f for a in assignments.values() for f in (a.file_name, f"{a.name}.ipynb"))
     try:
-        subs = discover(path)
+        subs = discover(path, own_files)
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
     name = args.assignment or detect_assignment(subs, assignments)
@@ -259,11 +296,12 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         assignment, config = _configured(named(name, assignments), args.config)
     except UnknownAssignment as exc:
         raise UsageError(str(exc)) from None
-    if args.only:
-        unknown = sorted(set(args.only) - {s.student for s in subs})
-        if unknown:
-            raise UsageError(f"no submission for {', '.join(unknown)} in {path}")
-        subs = [s for s in subs if s.student in set(args.only)]
+    only = {student for names in args.only or [] for student in names}
+    unknown = sorted(only - {s.student for s in subs})
+    if unknown:
+        raise UsageError(f"no submission for {', '.join(unknown)} in {path}")
+    if args.assignment is not None:
+        _expect_some_function(subs, assignment, assignments)
     for sub in subs:
         choose_main(sub, assignment.file_name, assignment.functions)
 
@@ -278,11 +316,13 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
-    store = ResultStore(out, assignment.name, args.resume)
+    # --only grades into the results already there: the others are kept as they are.
+    keep_previous = args.resume or bool(only)
+    store = ResultStore(out, assignment.name, keep_previous)
     # A secret seed per run: no check's inputs, so no answer, can be known before grading.
-    # A resumed run keeps the seed of the run it resumes, so that everyone in it was
-    # graded on the same inputs.
-    seed = None if in_kit else store.seed(args.seed, args.resume)
+    # A resumed run (or one that grades a few students into a class's results) keeps the
+    # seed of the run before it, so that everyone in it was graded on the same inputs.
+    seed = None if in_kit else store.seed(args.seed, keep_previous)
     if store.refused:
         warnings.append(f"{store.refused} record(s) in {out} were not written by this grader and were "
                         "refused; those students are graded again")
@@ -305,13 +345,17 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         raise GraderFailed(f"the '{sandbox}' sandbox cannot run student code on this machine: {exc}") from None
     todo, keys = [], {sub.student: _result_key(sub, args.config) for sub in subs}
     for sub in subs:
-        kept = store.reusable(sub.student, keys[sub.student]) if args.resume else None
+        if only and sub.student not in only:
+            kept = store.previous.get(sub.student)  # another student's result: kept as it is
+        else:
+            kept = store.reusable(sub.student, keys[sub.student]) if args.resume else None
         if kept is not None:
             store.add(kept, journal=False)
-        else:
+        elif not only or sub.student in only:
             todo.append(sub)
+    chosen = [sub for sub in subs if not only or sub.student in only]
 
-    progress = Progress(len(subs), len(subs) - len(todo), quiet=args.quiet)
+    progress = Progress(len(chosen), len(chosen) - len(todo), quiet=args.quiet)
     oracle = _oracle(assignment, in_kit)
     started = time.monotonic()
     interrupted = False
@@ -345,18 +389,24 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             write_gradescope(run, out if args.gradescope else None, args.gradescope_out)
         except GradescopeError as exc:
             raise UsageError(str(exc)) from None
-    if args.path.is_file() and args.path.suffix != ".zip" and run.submissions:
+    if len(subs) == 1 and run.submissions and (args.path.is_file() and args.path.suffix != ".zip"
+                                               or subs[0].root == path):
         print_summary(run.submissions[0])
     elapsed = time.monotonic() - started
-    failed = [s.student for s in run.submissions if is_grader_failure(s)]
-    errors = sum(s.status == "error" for s in run.submissions) - len(failed)
+    graded = {s.student for s in todo} & set(store.records)
+    failed = [s.student for s in run.submissions if is_grader_failure(s) and s.student in graded]
+    errors = sum(s.status == "error" and s.student in graded for s in run.submissions) - len(failed)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     for line in summary_lines(sandbox, protections):
         print(line, file=sys.stderr if line.startswith("NOT") else sys.stdout)
-    print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
-          f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
-          f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+    print(_run_line(assignment.name, len(graded), len(run.submissions) - len(graded), errors, len(failed),
+                    len(todo) - len(graded), elapsed, out))
+    if only:
+        missing = [s.student for s in subs if s.student not in store.records]
+        if missing:
+            print(f"note: {len(missing)} other submission(s) in {path} have no result in {out} yet "
+                  f"(e.g. {missing[0]}): grade them without --only", file=sys.stderr)
     if failed:
         shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
         print(f"grade: the grader itself could not finish {len(failed)} submission(s): {shown}; they are "
@@ -364,6 +414,37 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
               file=sys.stderr)
         return EXIT_GRADER_FAILED
     return EXIT_OK
+
+
+def _run_line(name: str, graded: int, kept: int, errors: int, failed: int, unfinished: int, seconds: float,
+              out: Path) -> str:
+    """The run in one line: how many were graded now, kept from before, or failed."""
+    parts = [f"{kept} kept from a previous run"] if kept else []
+    if errors:
+        parts.append(f"{errors} could not be run")
+    if failed:
+        parts.append(f"{failed} the grader could not finish")
+    if unfinished:
+        parts.append(f"{unfinished} not reached")
+    extra = f" ({'; '.join(parts)})" if parts else ""
+    return (f"Graded {graded} submission(s) of '{name}'{extra} in {seconds:.1f} s. "
+            f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+
+
+def _expect_some_function(subs, assignment, assignments: dict) -> None:
+    """A chosen assignment none of whose functions any submission defines is a usage error
+    (a class graded against the wrong assignment would get 0 for everyone, silently)."""
+    from grader.discover import defines_any, detect_assignment
+
+    if any(defines_any(sub, assignment.functions) for sub in subs):
+        return
+    others = {n: a for n, a in assignments.items() if n != assignment.name}
+    looks_like = detect_assignment(subs, others) if others else None
+    if looks_like is None:
+        return  # empty files, syntax errors, stubs: graded, and their pages say what is wrong
+    raise UsageError(f"no submission defines any function of '{assignment.name}' "
+                     f"({', '.join(list(assignment.functions)[:3])}, ...): the files look like "
+                     f"'{looks_like}' (--assignment {looks_like})")
 
 
 def _probe_targets(config, assignment, subs, path: Path, out: Path, store) -> dict:
@@ -398,11 +479,14 @@ def gradescope_bundle(argv: list[str]) -> int:
                         help="a course of your own: a folder holding contract.toml, carried in the zip")
     parser.add_argument("--out", "-o", type=Path, default=Path("autograder.zip"), metavar="ZIP",
                         help="where to write the zip (default: autograder.zip)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the instructor's TOML overrides (points, visibility, limits, tolerances), checked "
+                        "now and carried in the zip, so that Gradescope grades with them")
     args = parser.parse_args(argv)
     try:
         if args.assignment is None and args.course is None:
             raise GradescopeError("say which assignment: --assignment NAME, or --course FOLDER")
-        names = build_bundle(args.assignment, args.out, course=args.course)
+        names = build_bundle(args.assignment, args.out, course=args.course, config=args.config)
     except (GradescopeError, OSError) as exc:
         print(f"grade gradescope-bundle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -33,6 +33,7 @@ MAX_TOTAL_BYTES = 50 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_PATH_BYTES = 1024
 MAX_ENTRIES = 20_000
+MAX_ENTRIES_LOOKED_AT = 1_000  # a folder's entries read to tell one student's folder from a class
 MAX_CHOICES = 10  # code files read to choose the one to grade, when none has the contract's name
 # Canvas: name[_LATE]_userid_submissionid_original.py; a resubmission may add "-1" to the original name.
 CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<original>.+)$")
@@ -189,14 +190,21 @@ def _shown(path: Path, folder: Path) -> str:
     return clean_text("/".join(parts))
 
 
-def discover(path: Path) -> list[Submission]:
-    """Every submission under `path`, sorted by student id."""
+def discover(path: Path, own_files: frozenset[str] = frozenset()) -> list[Submission]:
+    """Every submission under `path`, sorted by student id. A folder whose top level holds
+    an assignment's own file (`own_files`, e.g. cnn_layers.py) is one student's submission,
+    named after the folder, unless its sub-folders hold such files too (a class)."""
     if not path.exists():
         raise DiscoveryError(f"{path} does not exist")
     if path.is_file():
         if path.suffix not in CODE_SUFFIXES:
             raise DiscoveryError(f"{path} is not a .py or .ipynb file (nor a folder of submissions)")
         return [Submission(path.stem, path, path.parent, [path])]
+    if _one_students_folder(path, own_files):
+        notes: list[str] = []
+        moodle = MOODLE.match(path.name)
+        return [Submission(moodle["name"] if moodle else path.name, path, path.parent,
+                           _walk_files(path, notes), notes=notes)]
     submissions: dict[str, Submission] = {}
     for entry in sorted(path.iterdir()):
         if _ignored(entry.name):
@@ -219,6 +227,16 @@ def discover(path: Path) -> list[Submission]:
     if not submissions:
         raise DiscoveryError(f"{path} holds no submissions (no .py or .ipynb files or student folders)")
     return sorted(submissions.values(), key=lambda s: s.student)
+
+
+def _one_students_folder(path: Path, own_files: frozenset[str]) -> bool:
+    if not own_files:
+        return False
+    entries = [e for e in sorted(path.iterdir())[:MAX_ENTRIES_LOOKED_AT] if not _ignored(e.name)]
+    if not any(e.name in own_files and e.is_file() and not e.is_symlink() for e in entries):
+        return False
+    return not any(e.is_dir() and not e.is_symlink() and any((e / name).is_file() for name in own_files)
+                   for e in entries)
 
 
 def _add(submissions: dict[str, Submission], sub: Submission, entry: Path) -> None:
@@ -265,6 +283,12 @@ def _functions_of(sub: Submission, path: Path) -> set[str]:
         return load(path, sub.relative(path)).functions
     except SourceError:
         return set()
+
+
+def defines_any(sub: Submission, functions) -> bool:
+    """Does one of the submission's files (the first few) define one of `functions`?"""
+    wanted = set(functions)
+    return any(_functions_of(sub, f) & wanted for f in sub.candidates[:MAX_CHOICES])
 
 
 def choose_main(sub: Submission, file_name: str, functions: tuple[str, ...]) -> None:

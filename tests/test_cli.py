@@ -109,7 +109,7 @@ def test_only_and_resume(tmp_path, toy):
     for name in ("a", "b", "c"):
         (cls / f"{name}.py").write_text(CORRECT)
     out = tmp_path / "out"
-    assert main([str(cls), "-a", "toy", "--out", str(out), "-q", "--only", "a", "b"]) == 0
+    assert main([str(cls), "-a", "toy", "--out", str(out), "-q", "--only", "a,b"]) == 0
     first = results(out)
     assert sorted(first) == ["a", "b"]
     (cls / "b.py").write_text(CORRECT.replace("return x * k", "return x * k + 1"))
@@ -157,3 +157,102 @@ def test_examples_show_something_real(tmp_path):
     assert "conv.flipped_kernel" in got["carol"]["diagnoses"]
     assert "submission.timeout" in got["erin"]["diagnoses"]
     assert all(s["status"] == "graded" for s in got.values())
+
+
+# ---------------------------------------------------------------- never lose or invent a result
+def _pages(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.glob("*.html") if p.name != "index.html"}
+
+
+def test_only_grades_into_the_class_results_and_keeps_the_others_byte_for_byte(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(EXAMPLES / "cnn"), "--out", str(out), "-q", "--sandbox", "none"]) == 0
+    before, pages = results(out), _pages(out)
+    # Options before PATH, one student named.
+    assert main(["--only", "carol", "--out", str(out), "-q", "--sandbox", "none", str(EXAMPLES / "cnn")]) == 0
+    assert "Graded 1 submission(s) of 'cnn' (4 kept from a previous run)" in capsys.readouterr().out
+    after = results(out)
+    assert sorted(after) == sorted(before)
+    for student in before:
+        if student != "carol":
+            assert after[student] == before[student]
+            assert _pages(out)[f"{student}.html"] == pages[f"{student}.html"]
+    assert after["carol"]["score"] == before["carol"]["score"]  # the same seed: the same inputs
+    assert after["carol"]["seconds"] != before["carol"]["seconds"] or after["carol"] == before["carol"]
+    index = (out / "index.html").read_text()
+    assert all(f"{student}.html" in index for student in before)
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(before)
+
+
+def test_only_with_a_new_class_folder_says_who_has_no_result_yet(tmp_path, capsys, toy):
+    cls = tmp_path / "class"
+    cls.mkdir()
+    for name in ("a", "b"):
+        (cls / f"{name}.py").write_text(CORRECT)
+    out = tmp_path / "out"
+    assert main(["--only", "b", str(cls), "-a", "toy", "--out", str(out), "-q"]) == 0
+    assert sorted(results(out)) == ["b"]
+    assert "1 other submission(s)" in capsys.readouterr().err
+
+
+def test_one_students_folder_is_one_submission_named_after_the_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(EXAMPLES / "cnn" / "carol"), "--out", str(out), "--sandbox", "none"]) == 0
+    got = results(out)
+    assert list(got) == ["carol"] and got["carol"]["source"] == "carol/cnn_layers.py"
+    printed = capsys.readouterr().out
+    assert "carol (carol/cnn_layers.py)" in printed and "conv2d_forward" in printed  # the per-function summary
+
+
+def test_a_class_of_single_files_stays_a_class(tmp_path, toy):
+    """Files named after students, none named like an assignment's file: a class."""
+    cls = tmp_path / "class"
+    cls.mkdir()
+    for name in ("a", "b"):
+        (cls / f"{name}.py").write_text(CORRECT)
+    assert main([str(cls), "-a", "toy", "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(results(tmp_path / "out")) == ["a", "b"]
+
+
+def test_a_wrong_assignment_stops_with_one_line_naming_the_right_one(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(EXAMPLES / "cnn"), "--assignment", "rnn", "--out", str(out), "-q", "--sandbox", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "no submission defines any function of 'rnn'" in err and "--assignment cnn" in err
+    assert len(err.strip().splitlines()) == 1 and not (out / "results.json").exists()
+
+
+def test_files_that_look_like_nothing_are_still_graded_under_the_assignment_named(tmp_path):
+    """An empty file or a syntax error with --assignment: graded, its page says what is wrong."""
+    (tmp_path / "broken.py").write_text("def conv2d_forward(x, w, b:\n")
+    assert main([str(tmp_path / "broken.py"), "-a", "cnn", "--out", str(tmp_path / "out"), "-q",
+                 "--sandbox", "none"]) == 0
+    assert results(tmp_path / "out")["broken"]["diagnoses"] == ["submission.syntax_error"]
+
+
+def test_resume_with_nothing_changed_says_everyone_was_kept(tmp_path, capsys, toy):
+    cls = tmp_path / "class"
+    cls.mkdir()
+    (cls / "a.py").write_text(CORRECT)
+    out = tmp_path / "out"
+    assert main([str(cls), "-a", "toy", "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main([str(cls), "-a", "toy", "--out", str(out), "-q", "--resume"]) == 0
+    assert "Graded 0 submission(s) of 'toy' (1 kept from a previous run)" in capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand_and_grade_help_shows_each(capsys):
+    from grader.cli import subcommands
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name in subcommands():
+        assert f"grade {name}" in text
+    assert main(["help"]) == 0 and "usage: grade PATH" in capsys.readouterr().out
+    for name in subcommands():
+        if name != "help":
+            assert main(["help", name]) == 0
+            assert f"usage: grade {name}" in capsys.readouterr().out
+    assert main(["help", "nope"]) == 2 and "no subcommand 'nope'" in capsys.readouterr().err

@@ -624,3 +624,23 @@ def test_every_protection_held_but_namespaces(gradescope_container):
 
 def test_no_process_of_a_slot_uid_is_left(gradescope_container):
     assert gradescope_container["left"] == {}
+
+
+def test_a_bundle_built_with_config_grades_with_the_instructors_points(tmp_path, capsys):
+    config = ROOT / "examples" / "config" / "course.toml"
+    zip_path = tmp_path / "autograder.zip"
+    assert main(["gradescope-bundle", "-a", "cnn", "--config", str(config), "--out", str(zip_path)]) == 0
+    root = tmp_path / "autograder"
+    root.mkdir()
+    src = unpack(zip_path, root / "source")  # where Gradescope puts it
+    assert (src / "nngrade-config.toml").read_bytes() == config.read_bytes()
+    (root / "submission").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "cnn" / "alice" / "cnn_layers.py", root / "submission")
+    doc = _run_autograder(src, root)  # NNGRADE_SOURCE unset: the config is found in $ROOT/source
+    conv = [t for t in doc["tests"] if t["name"].startswith("conv2d_forward:")]
+    assert sum(t["max_score"] for t in conv) == pytest.approx(25)  # the config's points, not cnn's 20
+    # A config with an error is refused when the bundle is built, not in Gradescope's container.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('assignment = "cnn"\n[points]\nconv2d_forwards = 3\n')
+    assert main(["gradescope-bundle", "-a", "cnn", "--config", str(bad), "--out", str(tmp_path / "x.zip")]) == 2
+    assert "conv2d_forwards" in capsys.readouterr().err and not (tmp_path / "x.zip").exists()

@@ -210,23 +210,38 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = Fa
     archive.writestr(info, data)
 
 
-def build_bundle(assignment: str | None, out: Path, course: Path | None = None) -> list[str]:
+CONFIG_IN_BUNDLE = "nngrade-config.toml"
+
+
+def build_bundle(assignment: str | None, out: Path, course: Path | None = None,
+                 config: Path | None = None) -> list[str]:
     """Gradescope's autograder zip for `assignment` (or for the course of your own in the
-    folder `course`, carried in the zip beside the shipped ones); returns the names it holds."""
+    folder `course`, carried in the zip beside the shipped ones), graded under the
+    instructor's `config` when given (checked here, carried in the zip); returns the names
+    it holds."""
     from grader.assignment import UnknownAssignment, available, named
 
     course_files: list[tuple[str, Path]] = []
+    shipped = available()
     if course is not None:
-        assignment, course_files = _course_files(course, assignment, available())
+        assignment, course_files = _course_files(course, assignment, shipped)
     try:
-        if course is None:
-            named(assignment)
+        built = course_assignment_of(course) if course is not None else named(assignment)
     except UnknownAssignment as exc:
         raise GradescopeError(str(exc)) from None
+    if config is not None:
+        from grader.config import apply_config, load_config
+
+        try:
+            apply_config(built, load_config(config))
+        except (ValueError, OSError) as exc:
+            raise GradescopeError(str(exc)) from None
+        course_files.append((CONFIG_IN_BUNDLE, config))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
         for script in ("setup.sh", "run_autograder"):
-            text = _scripts.get_template(f"{script}.j2").render(assignment=assignment)
+            text = _scripts.get_template(f"{script}.j2").render(assignment=assignment,
+                                                                 config=CONFIG_IN_BUNDLE if config else None)
             _add(archive, script, text.encode(), executable=True)
         for name, data in project_files():
             _add(archive, name, data)
@@ -236,6 +251,12 @@ def build_bundle(assignment: str | None, out: Path, course: Path | None = None) 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(buf.getvalue())
     return listed
+
+
+def course_assignment_of(folder: Path):
+    from grader.assignment import course_assignment
+
+    return course_assignment(folder)
 
 
 def _course_files(folder: Path, asked: str | None, shipped: dict) -> tuple[str, list[tuple[str, Path]]]:
