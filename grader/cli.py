@@ -362,6 +362,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
 
     def on_result(result):
         result.content_hash = keys[result.student]
+        result.graded_at = _now()
         store.add(result)
         progress.update(result)
 
@@ -374,7 +375,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         finished = [store.records[s.student] for s in subs if s.student in store.records]
         run = RunResult(
             assignment=assignment.name, toolkit_version=__version__,
-            graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            graded_at=_now(),
             submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
             max_score=assignment.max_score, seed=seed,
         )
@@ -414,6 +415,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
               file=sys.stderr)
         return EXIT_GRADER_FAILED
     return EXIT_OK
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _run_line(name: str, graded: int, kept: int, errors: int, failed: int, unfinished: int, seconds: float,

@@ -110,6 +110,7 @@ class SubmissionResult(CleanText):
     output: str = ""
     output_dropped_bytes: int = 0
     seconds: float = 0.0
+    graded_at: str = ""  # when this submission was graded (a kept result keeps its own time)
 
 
 class Protection(CleanText):
