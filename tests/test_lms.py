@@ -127,8 +127,8 @@ def canvas_class(tmp_path):
 
 
 def test_canvas_zip_round_trip_matches_user_and_attachment_ids(tmp_path, canvas_class, capsys):
-    out = tmp_path / "out"
-    got = grade(canvas_class, out)
+    out, pages_dir = tmp_path / "out", tmp_path / "for-students"
+    got = grade(canvas_class, out, "--student-pages", str(pages_dir))
     assert {s: (r["lms"]["user_id"], r["lms"]["attachment_id"], r["lms"]["late"]) for s, r in got.items()} == {
         "smithbob": ("4501", "90001", False), "doejane": ("4502", "90002", True),
         "leeann": ("4503", "90013", False), "=cmd": ("4504", "90005", False)}
@@ -148,6 +148,7 @@ def test_canvas_zip_round_trip_matches_user_and_attachment_ids(tmp_path, canvas_
     assert set(pages) == {("4501", "90001"), ("4502", "90002"), ("4503", "90013"), ("4504", "90005")}
     assert "Class overview" not in pages[("4501", "90001")]  # the student's page, not the instructor's
     assert "<h1>doejane</h1>" in pages[("4502", "90002")]
+    assert pages[("4502", "90002")] == (pages_dir / "doejane.html").read_text()  # the same page, either way
 
 
 def test_canvas_column_can_name_the_assignment_id(tmp_path, canvas_class, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,12 +75,14 @@ def csv_text(rows: list[list[str]]) -> str:
 
 
 def write_zip(path: Path, entries: list[tuple[str, str]]) -> None:
-    """A zip of (name inside, text) written whole or not at all."""
+    """A zip of (name inside, text) written whole or not at all. Entries carry the time
+    of writing: Moodle keeps a feedback file's time from its zip."""
+    stamp = time.localtime()[:6]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, text in entries:
-                archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), text.encode("utf-8"),
+                archive.writestr(zipfile.ZipInfo(name, date_time=stamp), text.encode("utf-8"),
                                  compress_type=zipfile.ZIP_DEFLATED)
         os.replace(tmp, path)
     finally:
