@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")
+    parser.add_argument("--student-pages", type=Path, metavar="DIR",
+                        help="also write each student's page as the student may see it (hidden checks by name "
+                        "and result only) to DIR, ready to hand back; `grade export canvas|moodle DIR` "
+                        "puts the same pages in the platform's feedback zip")
     parser.add_argument("--gradescope-out", type=Path, metavar="PATH",
                         help="grading one submission: write its Gradescope results.json to PATH "
                         "(e.g. /autograder/results/results.json)")
@@ -124,8 +128,15 @@ def subcommands() -> dict[str, tuple]:
     return {
         "kit": (build_kit_command, "build the students' self-check kit (a folder and a zip)"),
         "gradescope-bundle": (gradescope_bundle, "build Gradescope's autograder zip"),
+        "export": (_export, "write grades and feedback to import into Canvas or Moodle: grade export canvas OUT"),
         "help": (help_command, "show this help, or a subcommand's: grade help kit"),
     }
+
+
+def _export(argv: list[str]) -> int:
+    from grader.lms.command import export_command
+
+    return export_command(argv)
 
 
 def help_command(argv: list[str]) -> int:
@@ -312,6 +323,9 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     if warning:
         warnings.append(warning)
     out = args.out
+    if args.student_pages is not None and args.student_pages.resolve() == out.resolve():
+        raise UsageError("--student-pages needs a folder of its own: the students' pages would replace the "
+                         f"instructor's in {out}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -335,7 +349,8 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         jobs=args.jobs, sandbox=sandbox, seed=seed,
         # bubblewrap hides the class (each worker gets a copy of its own files) and the output.
         hide=[path.resolve() if path.is_dir() else path.resolve().parent, args.path.resolve().parent,
-              out.resolve()] + ([args.course.resolve()] if getattr(args, "course", None) else []),
+              out.resolve()] + ([args.course.resolve()] if getattr(args, "course", None) else [])
+        + ([args.student_pages.resolve()] if args.student_pages is not None else []),
     )
     options.config = sandbox_config(options, assignment)
     try:
@@ -350,7 +365,8 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         else:
             kept = store.reusable(sub.student, keys[sub.student]) if args.resume else None
         if kept is not None:
-            store.add(kept, journal=False)
+            # Who the student is comes from this download (a record kept from an older run has no ids).
+            store.add(kept.model_copy(update={"lms": sub.lms_identity()}), journal=False)
         elif not only or sub.student in only:
             todo.append(sub)
     chosen = [sub for sub in subs if not only or sub.student in only]
@@ -381,6 +397,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         )
         store.write(run)
         write_reports(run, out)
+        if args.student_pages is not None:
+            from grader.lms.pages import write_student_pages
+
+            write_student_pages(run, args.student_pages)
     if interrupted:
         raise KeyboardInterrupt
     if args.gradescope or args.gradescope_out:

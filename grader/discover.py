@@ -4,10 +4,12 @@ grade and the files that travel with it.
 PATH is a folder holding one sub-folder per student (`alice/cnn_layers.py`) or one
 file per student (`bob.py`, `carol.ipynb`), a single `.py` / `.ipynb` file, or a
 class download as a zip (see `grader.classzip`). Learning-platform names are
-understood: Canvas's flat `lastname_12345_67890_cnn_layers.py` (files of one
-student grouped, the original names restored) and Moodle's folders
-`Ann Smith_12345_assignsubmission_file_`. Hidden files, `__pycache__` and
-`.ipynb_checkpoints` are ignored; symbolic links are never followed. A student's
+understood: Canvas's flat `lastname[_LATE]_12345_67890_cnn_layers.py` (files of one
+student grouped, the original names restored), Moodle's folders
+`Ann Smith_12345_assignsubmission_file[_]` and Moodle's flat
+`Ann Smith_12345_assignsubmission_file_cnn_layers.py`; the ids in those names are
+kept on the submission (`lms`) so that grades and feedback can go back. Hidden
+files, `__pycache__` and `.ipynb_checkpoints` are ignored; symbolic links are never followed. A student's
 folder is walked with a loop, not recursion, to at most MAX_DEPTH folders down;
 what lies deeper (or past the other bounds below) is left behind with a note on that
 student.
@@ -22,7 +24,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.models import clean_text
+from grader.models import LmsIdentity, clean_text
 
 CODE_SUFFIXES = (".py", ".ipynb")
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "node_modules", "__MACOSX"}
@@ -35,10 +37,15 @@ MAX_PATH_BYTES = 1024
 MAX_ENTRIES = 20_000
 MAX_ENTRIES_LOOKED_AT = 1_000  # a folder's entries read to tell one student's folder from a class
 MAX_CHOICES = 10  # code files read to choose the one to grade, when none has the contract's name
-# Canvas: name[_LATE]_userid_submissionid_original.py; a resubmission may add "-1" to the original name.
-CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<original>.+)$")
+# Canvas (lib/content_zipper.rb): name[_LATE]_userid_attachmentid_original.py; a file uploaded
+# again under a name it already had becomes "original-1.py". Anonymous grading writes
+# "anon_<anonymous id>_..." instead, with no user id: never read as one.
+CANVAS = re.compile(r"^(?!anon_)(?P<name>[^_]+?)(?P<late>_LATE)?_(?P<uid>\d+)_(?P<aid>\d+)_(?P<original>.+)$")
 CANVAS_RESUBMIT = re.compile(r"^(?P<stem>.+?)-\d+(?P<suffix>\.\w+)$")
-MOODLE = re.compile(r"^(?P<name>.+?)_\d+_assign(?:submission|feedback)_\w*$")
+# Moodle (mod/assign/classes/downloader.php): a folder "Full name_participantid_assignsubmission_file"
+# (with a trailing "_" before 4.1), or flat files "Full name_participantid_assignsubmission_file_x.py".
+MOODLE = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assign(?:submission|feedback)_\w*$")
+MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_file_(?P<original>.+)$")
 
 
 class DiscoveryError(Exception):
@@ -54,10 +61,21 @@ class Submission:
     main: Path | None = None
     notes: list[str] = field(default_factory=list)
     aliases: dict[Path, str] = field(default_factory=dict)  # file -> its original name (Canvas)
-    account: str = ""  # the platform's user id, where the file names carry one
+    lms: LmsIdentity | None = None  # who this is in Canvas or Moodle, from the download's names
+    attachments: dict[Path, str] = field(default_factory=dict)  # file -> its Canvas attachment id
 
     def __post_init__(self) -> None:
         self.student = clean_text(self.student)
+
+    def lms_identity(self) -> LmsIdentity | None:
+        """The platform identity for the result: Canvas's feedback goes against the
+        attachment id of the graded file (else of the first file the student sent)."""
+        if self.lms is None or not self.attachments:
+            return self.lms
+        attachment = self.attachments.get(self.main) if self.main is not None else None
+        if attachment is None:
+            attachment = self.attachments[min(self.attachments, key=lambda f: self.name_of(f))]
+        return self.lms.model_copy(update={"attachment_id": attachment})
 
     def name_of(self, path: Path) -> str:
         """The file's name as the student gave it."""
@@ -218,10 +236,16 @@ def discover(path: Path, own_files: frozenset[str] = frozenset()) -> list[Submis
         elif entry.is_dir():
             notes: list[str] = []
             moodle = MOODLE.match(entry.name)
-            student = moodle["name"] if moodle else entry.name
-            _add(submissions, Submission(student, entry, path, _walk_files(entry, notes), notes=notes), entry)
+            student, lms = entry.name, None
+            if moodle:
+                lms = LmsIdentity(system="moodle", name=moodle["name"], participant_id=moodle["pid"])
+                student = _student_name(submissions, moodle["name"], lms)
+            _add(submissions, Submission(student, entry, path, _walk_files(entry, notes), notes=notes, lms=lms),
+                 entry)
         elif CANVAS.match(entry.name) and entry.is_file():
             _add_canvas_file(submissions, entry, path)
+        elif MOODLE_FLAT.match(entry.name) and entry.is_file():
+            _add_moodle_file(submissions, entry, path)
         elif entry.suffix in CODE_SUFFIXES:
             _add(submissions, Submission(entry.stem, entry, path, [entry]), entry)
     if not submissions:
@@ -251,26 +275,59 @@ def _add(submissions: dict[str, Submission], sub: Submission, entry: Path) -> No
                            f"and {first.root.name} came first")
 
 
+def _same_person(a: LmsIdentity | None, b: LmsIdentity | None) -> bool:
+    if a is None or b is None or a.system != b.system:
+        return False
+    return (a.user_id, a.participant_id) == (b.user_id, b.participant_id)
+
+
+def _student_name(submissions: dict[str, Submission], name: str, lms: LmsIdentity) -> str:
+    """The student id for `name`: the name itself, unless another person already has it
+    (two students may share a name; their platform ids tell them apart). A Moodle name
+    that a plain file or folder already has is left to `_add`, which names the second
+    entry on the first: a student's own copy beside the download is one person's."""
+    other = submissions.get(name)
+    if other is None or _same_person(other.lms, lms) or (other.lms is None and lms.system == "moodle"):
+        return name
+    return f"{name}_{lms.user_id or lms.participant_id}"
+
+
 def _add_canvas_file(submissions: dict[str, Submission], entry: Path, base: Path) -> None:
     match = CANVAS.match(entry.name)
-    name, uid = match["name"], match["uid"]
-    original = match["original"]
-    again = CANVAS_RESUBMIT.match(original)
+    lms = LmsIdentity(system="canvas", name=match["name"], user_id=match["uid"], late=bool(match["late"]))
+    _add_platform_file(submissions, entry, base, lms, match["original"], match["aid"])
+
+
+def _add_moodle_file(submissions: dict[str, Submission], entry: Path, base: Path) -> None:
+    match = MOODLE_FLAT.match(entry.name)
+    lms = LmsIdentity(system="moodle", name=match["name"], participant_id=match["pid"])
+    _add_platform_file(submissions, entry, base, lms, match["original"], None)
+
+
+def _add_platform_file(submissions: dict[str, Submission], entry: Path, base: Path, lms: LmsIdentity,
+                       original: str, attachment: str | None) -> None:
+    """One file of a flat download: grouped with the student's other files, under its
+    original name."""
+    again = CANVAS_RESUBMIT.match(original) if lms.system == "canvas" else None
     if again:
         original = again["stem"] + again["suffix"]
-    student = name
-    other = submissions.get(student)
-    if other is not None and other.account != uid:
-        student = f"{name}_{uid}"  # two students share a name: the user id tells them apart
+    student = _student_name(submissions, lms.name, lms)
     sub = submissions.get(student)
     if sub is None:
-        sub = Submission(student, base, base, account=uid)
+        sub = Submission(student, base, base, lms=lms)
         submissions[student] = sub
+    elif not _same_person(sub.lms, lms):  # a folder of the same name came first
+        sub.notes.append(f"{entry.name} was not graded: it is also {student}'s, and {sub.root.name} came first")
+        return
     if original in sub.aliases.values():
         sub.notes.append(f"{entry.name} was ignored: {student} has a newer {original}")
         return
+    if lms.late and sub.lms is not None and not sub.lms.late:
+        sub.lms = sub.lms.model_copy(update={"late": True})
     sub.files.append(entry)
     sub.aliases[entry] = original
+    if attachment is not None:
+        sub.attachments[entry] = attachment
 
 
 def _functions_of(sub: Submission, path: Path) -> set[str]:

@@ -87,6 +87,21 @@ class CheckResult(CleanText):
     seconds: float = 0.0
 
 
+class LmsIdentity(CleanText):
+    """Who a submission belongs to in the learning platform it was downloaded from, read
+    from the download's names (grader.discover), so that grades and feedback can go back
+    (grader.lms). Ids are digits only: they end up in file names of the exports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: Literal["canvas", "moodle"]
+    name: str = ""  # as the download spells it: Canvas's "smithbob", Moodle's full name "Bob Smith"
+    user_id: str = Field(default="", pattern=r"^\d*$")  # Canvas: the gradebook's ID column
+    attachment_id: str = Field(default="", pattern=r"^\d*$")  # Canvas: the graded file's id
+    late: bool = False  # Canvas marked the file LATE
+    participant_id: str = Field(default="", pattern=r"^\d*$")  # Moodle: "Participant <id>"
+
+
 class SubmissionResult(CleanText):
     model_config = ConfigDict(extra="forbid")
     # ids and paths whole; the output is bounded where it is captured (OUTPUT_KEEP_BYTES)
@@ -111,6 +126,7 @@ class SubmissionResult(CleanText):
     output_dropped_bytes: int = 0
     seconds: float = 0.0
     graded_at: str = ""  # when this submission was graded (a kept result keeps its own time)
+    lms: LmsIdentity | None = None  # None: not from a Canvas or Moodle download
 
 
 class Protection(CleanText):

@@ -91,6 +91,7 @@ def error_result(sub: Submission, assignment: Assignment, code: str, message: st
         student=sub.student, source=sub.relative(sub.main) if sub.main else sub.relative(sub.root),
         status="error", score=0.0, max_score=assignment.max_score, diagnoses=[code], message=message,
         files=[sub.relative(f) for f in sub.files], content_hash=sub.content_hash(), notes=list(sub.notes),
+        lms=sub.lms_identity(),
     )
 
 
@@ -210,6 +211,7 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
         content_hash=sub.content_hash(), load_mode=report.mode, notes=notes,
         functions=report.functions, forbidden_imports=blocked, output=session.output.text,
         output_dropped_bytes=session.output.dropped, seconds=round(time.perf_counter() - started, 3),
+        lms=sub.lms_identity(),
     )
     broken = [c for c in checks if INTERNAL_ERROR in c.diagnoses]
     if broken:  # a bug of the grader's: no score is recorded, the checks stay for the staff
