@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  grade subs/ --gradescope                   also write Gradescope's results.json per student\n"
         "  grade gradescope-bundle --assignment cnn --out autograder.zip\n"
         "                                             build Gradescope's autograder zip\n"
-        "  grade kit --assignment cnn --out kit-cnn   build the students' self-check kit (and kit-cnn.zip)\n\n"
+        "  grade kit --assignment cnn --out kit-cnn   build the students' self-check kit (and kit-cnn.zip)\n"
+        "  grade subs/ --shard 2/8 --seed S --out out-2   grade one of 8 shards (a job array), then:\n"
+        "  grade merge out-1 ... out-8 --out reports      one results.json, grades.csv and pages\n\n"
         f"Subcommands (grade help CMD shows one's options):\n{listed}\n\n"
         "Exit status: 0 when grading ran (whatever the scores); 1 when the grader or its sandbox "
         "failed (no worker could start, or some students could not be graded: they have status "
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="the seed every check draws its inputs from (results.json records each run's); "
                         "left out, a secret one is drawn (the student kit always uses its fixed inputs)")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="grade only shard K of N (K from 1; by a hash of the student id, so adding "
+                        "students moves no one else); needs --seed, the same for every shard; join the "
+                        "shards' folders with `grade merge`")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")
@@ -128,9 +134,16 @@ def subcommands() -> dict[str, tuple]:
     return {
         "kit": (build_kit_command, "build the students' self-check kit (a folder and a zip)"),
         "gradescope-bundle": (gradescope_bundle, "build Gradescope's autograder zip"),
+        "merge": (_merge, "merge the output folders of a class graded in shards (--shard K/N) into one"),
         "export": (_export, "write grades and feedback to import into Canvas or Moodle: grade export canvas OUT"),
         "help": (help_command, "show this help, or a subcommand's: grade help kit"),
     }
+
+
+def _merge(argv: list[str]) -> int:
+    from grader.merge import merge_command
+
+    return merge_command(argv)
 
 
 def _export(argv: list[str]) -> int:
@@ -207,6 +220,16 @@ def grade(args) -> int:
     _positive(args.memory, "--memory")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
+    if args.shard is not None:
+        from grader.shard import parse_shard
+
+        try:
+            args.shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.seed is None:
+            # Each run draws its own secret seed: shards must be told one to agree on.
+            raise UsageError("--shard needs --seed: every shard of a class must grade on the same inputs")
     assignments = available()
     if args.course is not None:
         assignments = {**assignments, **_course(args)}
@@ -313,6 +336,11 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         raise UsageError(f"no submission for {', '.join(unknown)} in {path}")
     if args.assignment is not None:
         _expect_some_function(subs, assignment, assignments)
+    shard = None
+    if args.shard is not None:
+        from grader.shard import select
+
+        subs, shard = select(subs, *args.shard)
     for sub in subs:
         choose_main(sub, assignment.file_name, assignment.functions)
 
@@ -393,7 +421,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=_now(),
             submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
-            max_score=assignment.max_score, seed=seed,
+            max_score=assignment.max_score, seed=seed, shard=shard,
         )
         store.write(run)
         write_reports(run, out)
@@ -421,8 +449,9 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         print(f"warning: {line}", file=sys.stderr)
     for line in summary_lines(sandbox, protections):
         print(line, file=sys.stderr if line.startswith("NOT") else sys.stdout)
-    print(_run_line(assignment.name, len(graded), len(run.submissions) - len(graded), errors, len(failed),
-                    len(todo) - len(graded), elapsed, out))
+    of_class = f" (shard {shard.index}/{shard.count} of a class of {shard.class_students})" if shard else ""
+    print(_run_line(f"'{assignment.name}'{of_class}", len(graded), len(run.submissions) - len(graded), errors,
+                    len(failed), len(todo) - len(graded), elapsed, out))
     if only:
         missing = [s.student for s in subs if s.student not in store.records]
         if missing:
@@ -452,7 +481,7 @@ def _run_line(name: str, graded: int, kept: int, errors: int, failed: int, unfin
     if unfinished:
         parts.append(f"{unfinished} not reached")
     extra = f" ({'; '.join(parts)})" if parts else ""
-    return (f"Graded {graded} submission(s) of '{name}'{extra} in {seconds:.1f} s. "
+    return (f"Graded {graded} submission(s) of {name}{extra} in {seconds:.1f} s. "
             f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
 
 

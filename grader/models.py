@@ -141,6 +141,18 @@ class Protection(CleanText):
     seen: list[str] = Field(default_factory=list)  # what got through, when it did not hold
 
 
+class ShardInfo(CleanText):
+    """The part of a class one run graded (`grade --shard K/N`), for `grade merge` to check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int  # K, from 1
+    count: int  # N
+    students: int  # how many of the class are in this shard
+    class_students: int  # how many the whole class has
+    class_digest: str  # of the class's sorted ids (grader.shard.class_digest)
+
+
 class RunResult(CleanText):
     model_config = ConfigDict(extra="forbid")
     _whole = frozenset({"submissions", "protections"})
@@ -155,3 +167,4 @@ class RunResult(CleanText):
     warnings: list[str] = Field(default_factory=list)
     max_score: float = 0.0
     seed: int | None = None  # the run's seed (`grade --seed` reproduces the run); None: fixed seeds (the kit)
+    shard: ShardInfo | None = None  # None: the whole class (a single run, or shards merged)

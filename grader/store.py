@@ -55,6 +55,11 @@ def _state_key(state: Path) -> bytes:
     return key
 
 
+def record_digest(key: bytes, assignment: str, data: bytes) -> str:
+    """The HMAC an output folder's key gives a record (a journal line, results.json, the seed)."""
+    return hmac.new(key, assignment.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+
+
 def is_grader_failure(record: SubmissionResult) -> bool:
     """A record the grader could not finish through no fault of the student's."""
     return record.status == "error" and any(d.startswith("grader.") for d in record.diagnoses)
@@ -85,7 +90,7 @@ class ResultStore:
 
     # -- digests -----------------------------------------------------------
     def _digest(self, data: bytes) -> str:
-        return hmac.new(self.key, self.assignment.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+        return record_digest(self.key, self.assignment, data)
 
     def _line(self, record: SubmissionResult) -> bytes:
         data = record.model_dump_json().encode("utf-8")
