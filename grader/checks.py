@@ -87,3 +87,19 @@ class Registry:
             return fn
 
         return register
+
+
+class DeferredRegistry:
+    """A registry whose checks are worked out on first use: a course's dry run (each
+    canonical check once on the reference) costs its time only in runs that grade the
+    course, not in every run that lists the assignments."""
+
+    def __init__(self, build: Callable[[], list[Check]]):
+        self._build = build
+        self._checks: list[Check] | None = None
+
+    @property
+    def checks(self) -> list[Check]:
+        if self._checks is None:
+            self._checks = list(self._build())
+        return self._checks

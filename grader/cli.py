@@ -257,6 +257,7 @@ def _course(args) -> dict:
         raise UsageError(f"--course {folder}: no {CONTRACT_FILE} there (see README, 'Your own course')")
     try:
         course = course_assignment(folder)
+        course.checks  # the dry run: a course whose checks cannot run on the reference is refused now
     except ContractError as exc:
         raise UsageError(str(exc)) from None
     if args.assignment not in (None, course.name):

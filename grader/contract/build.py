@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, named
-from grader.checks import Check, CheckFailed, Registry
+from grader.checks import Check, CheckFailed, DeferredRegistry, Registry
 from grader.compare import DEFAULT_TOLERANCES
 from grader.contract.adapt import CourseStudent, course_reference
 from grader.contract.model import Contract, ContractError
@@ -110,23 +110,28 @@ def build_assignment(contract: Contract, canonical: dict[str, Assignment] | None
     own = _own_checks(contract, extra_checks) if extra_checks is not None else []
     if kit is not None:
         return _from_kit(contract, base, candidates + own, kit)
-    reference = importlib.import_module(base.reference_module)
-    kept = _applicable(contract, candidates, reference)
-    kept += _applicable(contract, own, reference, own=True)
-    # Each function's checks share the course's points for it, in the canonical proportions;
-    # the largest absorbs the rounding, so that the function's total is exact.
-    points = {c.id: c.points for c in kept}
-    for function in implemented:
-        mine = [c for c in kept if c.function == display_name(contract, function) and c not in own]
-        total = sum(c.points for c in mine)
-        target = sum(p.points for p in contract.implementing(function, graded=True))
-        if not mine or not total:
-            continue
-        for c in mine:
-            points[c.id] = round(target * c.points / total, 6)
-        largest = max(mine, key=lambda c: c.points)
-        points[largest.id] = round(points[largest.id] + target - sum(points[c.id] for c in mine), 6)
-    registry = Registry([dataclasses.replace(c, points=points[c.id]) if c not in own else c for c in kept])
+
+    def checks() -> list[Check]:
+        reference = importlib.import_module(base.reference_module)
+        kept = _applicable(contract, candidates, reference)
+        kept += _applicable(contract, own, reference, own=True)
+        # Each function's checks share the course's points for it, in the canonical proportions;
+        # the largest absorbs the rounding, so that the function's total is exact.
+        points = {c.id: c.points for c in kept}
+        for function in implemented:
+            mine = [c for c in kept if c.function == display_name(contract, function) and c not in own]
+            total = sum(c.points for c in mine)
+            target = sum(p.points for p in contract.implementing(function, graded=True))
+            if not mine or not total:
+                continue
+            for c in mine:
+                points[c.id] = round(target * c.points / total, 6)
+            largest = max(mine, key=lambda c: c.points)
+            points[largest.id] = round(points[largest.id] + target - sum(points[c.id] for c in mine), 6)
+        return [dataclasses.replace(c, points=points[c.id]) if c not in own else c for c in kept]
+
+    # The dry run runs when the course's checks are first asked for, not when it is listed.
+    registry = DeferredRegistry(checks)
     return Assignment(
         name=contract.name, title=contract.info.title or contract.name, file_name=contract.info.file_name,
         functions=tuple(contract.graded_functions), registry=registry, reference_module=base.reference_module,

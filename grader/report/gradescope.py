@@ -271,6 +271,7 @@ def _course_files(folder: Path, asked: str | None, shipped: dict) -> tuple[str, 
         raise GradescopeError(f"--course {folder}: no {CONTRACT_FILE} there (see README, 'Your own course')")
     try:
         built = course_assignment(folder)
+        built.checks  # the dry run, here: a course that cannot be graded is refused when the zip is built
     except ContractError as exc:
         raise GradescopeError(str(exc)) from None
     name = built.name
