@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return gradescope_bundle(argv[1:])
     if argv[:1] == ["kit"]:
         return build_kit_command(argv[1:])
+    if argv[:1] == ["similarity"]:
+        from grader.similarity_command import main as similarity_command
+
+        return similarity_command(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return grade(args)
