@@ -8,9 +8,10 @@ hashed; winnowing keeps the smallest hash of each window of WINDOW hashes
 (Schleimer, Wilkerson and Aiken, "Winnowing: local algorithms for document
 fingerprinting", SIGMOD 2003), so that any passage of at least K + WINDOW - 1 nodes
 two files share gives both the same fingerprint, wherever it stands: reordered
-functions still match. Runs the template holds are no one's own and are never
-fingerprinted; nor is a passage that more than `common` submissions share (MOSS's
-`-m`): code everyone writes alike says nothing about two of them.
+functions still match. Code the template holds is no one's own: a node inside any run
+of the template's counts for nobody, and a run of such nodes alone is never
+fingerprinted. A passage that more than `common` submissions share (MOSS's `-m`) is
+left out of every comparison: code many write alike says nothing about two of them.
 
 Only the grader's own process reads here, and only parses: nothing of a submission runs.
 """
@@ -36,19 +37,16 @@ class NotComparable(Exception):
 
 @dataclass
 class Fingerprint:
-    """One file's fingerprints: each hash kept, with the node positions where it starts,
-    and the source line of every node."""
+    """One file's fingerprints: each hash kept, with the node positions where its run
+    starts, and per node its source line, None where the node is the template's."""
 
     name: str
-    lines: list[int]  # per node, the line it starts on
+    lines: list[int | None]
     hashes: dict[int, list[int]] = field(default_factory=dict)  # kept hash -> node positions
+    own_before: list[int] = field(default_factory=list)  # per position, the nodes of its own before it
 
-    def covered(self, positions) -> int:
-        """How many nodes the K-node runs starting at `positions` cover."""
-        marked = bytearray(len(self.lines))
-        for p in positions:
-            marked[p:p + K] = b"\x01" * len(marked[p:p + K])
-        return sum(marked)
+    def __post_init__(self) -> None:
+        self.own_before = list(itertools.accumulate((line is not None for line in self.lines), initial=0))
 
 
 @dataclass
@@ -58,11 +56,11 @@ class Pair:
     similarity: float  # the share of both files' own code that the other holds too
     share_a: float  # of a's own code, the share found in b
     share_b: float
-    passages: list[tuple[tuple[int, int], tuple[int, int]]]  # ((first, last) line in a, in b)
 
 
-def nodes(text: str) -> list[tuple[str, int]]:
-    """The syntax tree of `text` in source order, as (kind, line) per node."""
+def statements(text: str) -> list[list[tuple[str, int]]]:
+    """The syntax tree of `text` in source order, as (kind, line) per node, in a list per
+    top-level statement."""
     if len(text) > MAX_CODE_CHARS:
         raise NotComparable(f"its code is over {MAX_CODE_CHARS // 1000} kB")
     try:
@@ -72,15 +70,22 @@ def nodes(text: str) -> list[tuple[str, int]]:
     except (RecursionError, MemoryError):
         raise NotComparable("it is nested too deeply to parse") from None
     found = []
-    stack = [(tree, 1)]
-    while stack:  # depth first, in source order, without recursion: nesting is the student's
-        node, line = stack.pop()
-        if isinstance(node, ast.expr_context) or _is_docstring(node):
-            continue
-        line = getattr(node, "lineno", line)
-        found.append((_kind(node), line))
-        stack.extend((child, line) for child in reversed(list(ast.iter_child_nodes(node))))
-    return found[1:]  # the Module itself
+    for statement in tree.body:
+        found.append([])
+        stack = [(statement, statement.lineno)]
+        while stack:  # depth first, in source order, without recursion: nesting is the student's
+            node, line = stack.pop()
+            if isinstance(node, ast.expr_context) or _is_docstring(node):
+                continue
+            line = getattr(node, "lineno", line)
+            found[-1].append((_kind(node), line))
+            stack.extend((child, line) for child in reversed(list(ast.iter_child_nodes(node))))
+    return [part for part in found if part]
+
+
+def nodes(text: str) -> list[tuple[str, int]]:
+    """The syntax tree of `text` in source order, as (kind, line) per node."""
+    return [node for statement in statements(text) for node in statement]
 
 
 def _is_docstring(node) -> bool:
@@ -110,11 +115,19 @@ def runs(kinds: list[str]) -> list[int]:
 
 
 def fingerprint(name: str, text: str, template: set[int]) -> Fingerprint:
-    """`text`'s winnowed fingerprints, leaving out every run the template holds."""
-    found = nodes(text)
-    kinds = [kind for kind, _ in found]
-    own = [(h, i) for i, h in enumerate(runs(kinds)) if h not in template]
-    result = Fingerprint(name, [line for _, line in found])
+    """`text`'s winnowed fingerprints. A node is the template's when it is inside a run
+    or a top-level statement the template holds (`template_prints`): a stub kept as it
+    was, wherever it stands, is no one's own; so is a run of the template's nodes alone."""
+    found, theirs = [], bytearray()
+    for statement in statements(text):
+        found += statement
+        theirs += (b"\x01" if _statement_hash(statement) in template else b"\x00") * len(statement)
+    hashes = runs([kind for kind, _ in found])
+    for i, h in enumerate(hashes):
+        if h in template:
+            theirs[i:i + K] = b"\x01" * K
+    own = [(h, i) for i, h in enumerate(hashes) if 0 in theirs[i:i + K]]
+    result = Fingerprint(name, [None if theirs[i] else line for i, (_, line) in enumerate(found)])
     chosen = set()
     for start in range(max(len(own) - WINDOW + 1, 1 if own else 0)):
         window = own[start:start + WINDOW]
@@ -126,15 +139,22 @@ def fingerprint(name: str, text: str, template: set[int]) -> Fingerprint:
     return result
 
 
-def template_runs(texts: list[str]) -> set[int]:
-    """Every run of K nodes in the template's code (a file that does not parse adds none)."""
+def template_prints(texts: list[str]) -> set[int]:
+    """The hashes of every run of K nodes and of every top-level statement in the
+    template's code (a file that does not parse adds none)."""
     found = set()
     for text in texts:
         try:
-            found.update(runs([kind for kind, _ in nodes(text)]))
+            parts = statements(text)
         except NotComparable:
-            pass
+            continue
+        found.update(runs([kind for statement in parts for kind, _ in statement]))
+        found.update(_statement_hash(statement) for statement in parts)
     return found
+
+
+def _statement_hash(statement: list[tuple[str, int]]) -> int:
+    return _hash(("statement",) + tuple(kind for kind, _ in statement))
 
 
 def compare(a: Fingerprint, b: Fingerprint, ignored: set[int] = frozenset(),
@@ -146,21 +166,30 @@ def compare(a: Fingerprint, b: Fingerprint, ignored: set[int] = frozenset(),
         return None
     sizes = sizes if sizes is not None else {f.name: own_size(f, ignored) for f in (a, b)}
     size_a, size_b = sizes[a.name], sizes[b.name]
-    matched_a = a.covered(p for h in shared for p in a.hashes[h])
-    matched_b = b.covered(p for h in shared for p in b.hashes[h])
+    matched_a = _covered(a, (p for h in shared for p in a.hashes[h]))
+    matched_b = _covered(b, (p for h in shared for p in b.hashes[h]))
     return Pair(a.name, b.name, similarity=(matched_a + matched_b) / max(size_a + size_b, 1),
-                share_a=matched_a / max(size_a, 1), share_b=matched_b / max(size_b, 1),
-                passages=_passages(a, b, shared))
+                share_a=matched_a / max(size_a, 1), share_b=matched_b / max(size_b, 1))
 
 
 def own_size(f: Fingerprint, ignored: set[int] = frozenset()) -> int:
-    """The nodes of f's own code: those its fingerprints cover, `ignored` ones left out."""
-    return f.covered(p for h, ps in f.hashes.items() if h not in ignored for p in ps)
+    """The nodes of f's own code that its fingerprints cover, `ignored` ones left out."""
+    return _covered(f, (p for h, ps in f.hashes.items() if h not in ignored for p in ps))
 
 
-def _passages(a: Fingerprint, b: Fingerprint, shared: set[int]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """The shared code as passages: runs of shared fingerprints that follow each other in
-    both files, each as its (first, last) line in a and in b, in a's order."""
+def _covered(f: Fingerprint, positions) -> int:
+    """How many of f's own nodes the K-node runs starting at `positions` cover together."""
+    total, end = 0, 0
+    for p in sorted(positions):
+        total += f.own_before[p + K] - f.own_before[max(p, end)]
+        end = p + K
+    return total
+
+
+def passages(a: Fingerprint, b: Fingerprint, ignored: set[int] = frozenset()) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The code a and b share as passages: runs of shared fingerprints that follow each
+    other in both files, each as its (first, last) line in a and in b, in a's order."""
+    shared = (a.hashes.keys() & b.hashes.keys()) - ignored
     matches = sorted(match for h in shared for match in _occurrences(a.hashes[h], b.hashes[h]))
     passages: list[list[int]] = []  # [first a, last a, first b, last b] in node positions
     for pa, pb in matches:
@@ -173,7 +202,7 @@ def _passages(a: Fingerprint, b: Fingerprint, shared: set[int]) -> list[tuple[tu
             passages.append([pa, pa, pb, pb])
 
     def lines(f: Fingerprint, first: int, last: int) -> tuple[int, int]:
-        span = f.lines[first:last + K]
+        span = [line for line in f.lines[first:last + K] if line is not None]  # own code: never empty
         return min(span), max(span)
 
     return [(lines(a, p[0], p[1]), lines(b, p[2], p[3])) for p in passages]
@@ -194,9 +223,8 @@ def common_runs(prints: list[Fingerprint], common: int) -> set[int]:
     return {h for h, n in counts.items() if n > common}
 
 
-def rank(prints: list[Fingerprint], common: int) -> list[Pair]:
-    """Every pair that shares code, most alike first."""
-    ignored = common_runs(prints, common)
+def rank(prints: list[Fingerprint], ignored: set[int] = frozenset()) -> list[Pair]:
+    """Every pair that shares code, `ignored` fingerprints left out, most alike first."""
     sizes = {f.name: own_size(f, ignored) for f in prints}
     pairs = [pair for a, b in itertools.combinations(prints, 2)
              if (pair := compare(a, b, ignored, sizes)) is not None]

@@ -87,14 +87,14 @@ def run_similarity(out: Path, submissions: Path, course: Path | None, extra_temp
     run = _read_run(out)
     assignment = _assignment(run.assignment, course)
     templates = _template_sources(assignment) + [_read_template(path) for path in extra_templates]
-    template_runs = similarity.template_runs([text for _, text in templates])
+    template_prints = similarity.template_prints([text for _, text in templates])
     with tempfile.TemporaryDirectory(prefix="nngrade-similarity-") as scratch:
         root = _class_folder(submissions, Path(scratch), assignment.file_name)
         sources, not_compared = _sources(run, root)
     prints, texts = [], {}
     for source in sources:
         try:
-            found = similarity.fingerprint(source.student, source.text, template_runs)
+            found = similarity.fingerprint(source.student, source.text, template_prints)
         except similarity.NotComparable as exc:
             not_compared.append({"student": source.student, "reason": f"{source.file}: {exc}"})
             continue
@@ -104,7 +104,9 @@ def run_similarity(out: Path, submissions: Path, course: Path | None, extra_temp
             continue
         prints.append(found)
         texts[source.student] = source
-    pairs = similarity.rank(prints, common)
+    ignored = similarity.common_runs(prints, common)
+    pairs = similarity.rank(prints, ignored)
+    by_name = {f.name: f for f in prints}
     data = {
         "assignment": run.assignment, "graded_at": run.graded_at,
         "compared_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -112,9 +114,12 @@ def run_similarity(out: Path, submissions: Path, course: Path | None, extra_temp
         "method": {"nodes_per_run": similarity.K, "window": similarity.WINDOW, "common": common},
         "compared": [f.name for f in prints], "not_compared": not_compared,
         "pairs": [{"a": p.a, "b": p.b, "similarity": round(p.similarity, 4), "share_a": round(p.share_a, 4),
-                   "share_b": round(p.share_b, 4), "file_a": texts[p.a].file, "file_b": texts[p.b].file,
-                   "passages": [{"a": list(la), "b": list(lb)} for la, lb in p.passages]} for p in pairs],
+                   "share_b": round(p.share_b, 4), "file_a": texts[p.a].file, "file_b": texts[p.b].file}
+                  for p in pairs],
     }
+    for pair in data["pairs"][:top]:  # the shared passages of the pairs the page shows (they cost time)
+        pair["passages"] = [{"a": list(la), "b": list(lb)}
+                            for la, lb in similarity.passages(by_name[pair["a"]], by_name[pair["b"]], ignored)]
     _write(out, run, data, [_side_by_side(pair, texts, number) for number, pair in enumerate(data["pairs"][:top], 1)])
     return data
 
@@ -159,10 +164,13 @@ def _template_sources(assignment) -> list[tuple[str, str]]:
     from grader import reader
     from grader.kit import TOOLKIT_ROOT
 
+    def shown(path: Path) -> str:
+        return str(path.relative_to(TOOLKIT_ROOT)) if path.is_relative_to(TOOLKIT_ROOT) else str(path)
+
     if assignment.contract is None:
         folder = TOOLKIT_ROOT / "assignments" / assignment.name / "template"
         paths = [folder / assignment.file_name, folder / f"{assignment.name}.ipynb"]
-        return [(str(p.relative_to(TOOLKIT_ROOT)), _code(p)) for p in paths if p.is_file()]
+        return [(shown(p), _code(p)) for p in paths if p.is_file()]
     import nbformat
 
     from grader.contract.template import course_notebook, course_template, notebook_path, template_path
@@ -170,11 +178,11 @@ def _template_sources(assignment) -> list[tuple[str, str]]:
     contract, forbidden = assignment.contract, assignment.forbidden_imports
     found = []
     path = template_path(contract)
-    found.append((str(path), _code(path)) if path.is_file()
+    found.append((shown(path), _code(path)) if path.is_file()
                  else (f"the template written from {contract.path.name}", course_template(contract, forbidden)))
     path = notebook_path(contract)
     if path.is_file():
-        found.append((str(path), _code(path)))
+        found.append((shown(path), _code(path)))
     else:
         answer = reader.read("notebook", nbformat.writes(course_notebook(contract, forbidden)).encode(), "template")
         found.append((f"the notebook written from {contract.path.name}", answer.get("text", "")))

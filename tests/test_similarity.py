@@ -152,9 +152,18 @@ def test_without_the_template_left_out_uma_and_vic_would_look_alike():
     vic = fill_template({"relu_backward": "    grad = dy.copy()\n    grad[x <= 0] = 0\n    return grad"})
     bare = similarity.compare(similarity.fingerprint("uma", uma, set()), similarity.fingerprint("vic", vic, set()))
     assert bare is not None and bare.similarity > 0.5
-    template = similarity.template_runs([TEMPLATE.read_text()])
+    template = similarity.template_prints([TEMPLATE.read_text()])
     assert similarity.compare(similarity.fingerprint("uma", uma, template),
                               similarity.fingerprint("vic", vic, template)) is None
+
+
+def test_the_templates_stubs_in_another_order_are_still_no_ones_code():
+    tree = ast.parse(TEMPLATE.read_text())
+    tree.body = tree.body[:2] + list(reversed(tree.body[2:]))  # docstring, import, then the stubs reversed
+    shuffled = ast.unparse(tree)
+    template = similarity.template_prints([TEMPLATE.read_text()])
+    assert similarity.fingerprint("tina", shuffled, template).hashes == {}
+    assert similarity.fingerprint("tina", shuffled, set()).hashes != {}
 
 
 def test_the_page_shows_hostile_code_and_names_as_text(graded):
