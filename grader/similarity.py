@@ -43,7 +43,7 @@ class Fingerprint:
     name: str
     lines: list[int | None]
     hashes: dict[int, list[int]] = field(default_factory=dict)  # kept hash -> node positions
-    own_before: list[int] = field(default_factory=list)  # per position, the nodes of its own before it
+    own_before: list[int] = field(init=False)  # per position, how many of the nodes before it are its own
 
     def __post_init__(self) -> None:
         self.own_before = list(itertools.accumulate((line is not None for line in self.lines), initial=0))
@@ -106,7 +106,8 @@ def _kind(node) -> str:
 
 
 def _hash(run: tuple[str, ...]) -> int:
-    return int.from_bytes(hashlib.blake2b("\0".join(run).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+    digest = hashlib.blake2b("\0".join(run).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")  # the same in every run, unlike hash()
 
 
 def runs(kinds: list[str]) -> list[int]:
@@ -186,7 +187,8 @@ def _covered(f: Fingerprint, positions) -> int:
     return total
 
 
-def passages(a: Fingerprint, b: Fingerprint, ignored: set[int] = frozenset()) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def passages(a: Fingerprint, b: Fingerprint,
+             ignored: set[int] = frozenset()) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """The code a and b share as passages: runs of shared fingerprints that follow each
     other in both files, each as its (first, last) line in a and in b, in a's order."""
     shared = (a.hashes.keys() & b.hashes.keys()) - ignored

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more code that is no one's own, left out like the template (the handout's given "
                         "code, the lecture's examples); .py or .ipynb; may be repeated")
     parser.add_argument("--top", type=int, default=20, metavar="N",
-                        help="pairs shown side by side on the page (default: 20); similarity.json lists all")
+                        help="pairs shown side by side on the page, and whose shared passages similarity.json "
+                        "gives (default: 20); it lists every pair with its scores")
     parser.add_argument("--common", type=int, default=10, metavar="N",
                         help="passages that more than N submissions share are left out as code many write "
                         "alike (default: 10, as MOSS)")

@@ -186,6 +186,13 @@ def test_the_page_says_it_is_no_verdict_and_only_the_overview_links_it(graded):
             assert "similarity" not in student_page.read_text(), student_page.name
 
 
+def test_a_student_called_similarity_does_not_take_the_pages_name():
+    from grader.report.view import file_names
+
+    assert file_names(["similarity", "Similarity"], ".html") == {"similarity": "similarity-2.html",
+                                                                 "Similarity": "Similarity-3.html"}
+
+
 def test_names_and_literals_do_not_matter_the_structure_does():
     code = "def f(x, k=2):\n    # square it\n    y = x ** k + 1.5\n    return y\n"
     renamed = 'def g(inp, power=3):\n    """Docs."""\n    out = inp ** power + 7\n    return out\n'
