@@ -135,6 +135,7 @@ def subcommands() -> dict[str, tuple]:
         "kit": (build_kit_command, "build the students' self-check kit (a folder and a zip)"),
         "gradescope-bundle": (gradescope_bundle, "build Gradescope's autograder zip"),
         "merge": (_merge, "merge the output folders of a class graded in shards (--shard K/N) into one"),
+        "similarity": (_similarity, "rank pairs of submissions by code similarity (a list to look at)"),
         "export": (_export, "write grades and feedback to import into Canvas or Moodle: grade export canvas OUT"),
         "help": (help_command, "show this help, or a subcommand's: grade help kit"),
     }
@@ -144,6 +145,12 @@ def _merge(argv: list[str]) -> int:
     from grader.merge import merge_command
 
     return merge_command(argv)
+
+
+def _similarity(argv: list[str]) -> int:
+    from grader.similarity_command import main as similarity_command
+
+    return similarity_command(argv)
 
 
 def _export(argv: list[str]) -> int:

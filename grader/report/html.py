@@ -16,6 +16,8 @@ from grader.models import RunResult, SubmissionResult
 from grader.report import view
 from grader.store import write_atomic
 
+SIMILARITY_PAGE = "similarity.html"  # written by `grade similarity`, linked from the overview when there
+
 _env = Environment(
     loader=PackageLoader("grader.report", "templates"),
     autoescape=select_autoescape(["html", "j2"], default=True),
@@ -61,13 +63,21 @@ def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = F
     )
 
 
-def render_index(run: RunResult) -> str:
+def render_index(run: RunResult, similarity_page: bool = False) -> str:
+    """The class overview; `similarity_page`: link to `grade similarity`'s page."""
     pages = page_names(run)
-    return _env.get_template("index.html.j2").render(run=run, o=view.overview(run), page_name=pages.__getitem__)
+    return _env.get_template("index.html.j2").render(run=run, o=view.overview(run), page_name=pages.__getitem__,
+                                                     similarity_page=similarity_page)
+
+
+def render_similarity(run: RunResult, data: dict, shown: list[dict]) -> str:
+    """`grade similarity`'s page: the ranking in `data`, the pairs in `shown` side by side."""
+    pages = page_names(run)
+    return _env.get_template("similarity.html.j2").render(run=run, s=data, shown=shown, page_name=pages.get)
 
 
 def write_reports(run: RunResult, out_dir: Path) -> None:
     pages = page_names(run)
     for sub in run.submissions:
         write_atomic(out_dir / pages[sub.student], render_student(run, sub))
-    write_atomic(out_dir / "index.html", render_index(run))
+    write_atomic(out_dir / "index.html", render_index(run, similarity_page=(out_dir / SIMILARITY_PAGE).is_file()))

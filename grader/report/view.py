@@ -84,10 +84,12 @@ class FunctionView:
     passed: int
 
 
-def file_names(students: list[str], suffix: str, reserved: tuple[str, ...] = ("index.html",)) -> dict[str, str]:
+def file_names(students: list[str], suffix: str,
+               reserved: tuple[str, ...] = ("index.html", "similarity.html")) -> dict[str, str]:
     """A safe, distinct file name per student: ids may hold spaces, slashes or any
     letter, two ids may reduce to one name ("a b", "a_b", or "A" and "a" on a
-    case-insensitive disk), and a student called "index" must not replace the overview."""
+    case-insensitive disk), and a student called "index" must not replace the overview
+    (nor one called "similarity" the page of `grade similarity`)."""
     names: dict[str, str] = {}
     taken = {r.casefold() for r in reserved}
     for student in students:
