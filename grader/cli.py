@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import hashlib
 import sys
 import tempfile
 import time
@@ -81,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory", type=int, default=None, metavar="MB",
                         help="address-space limit of a worker in MB (default: 2048)")
     parser.add_argument("--only", nargs="+", metavar="STUDENT", help="grade only these students")
+    parser.add_argument("--adjustments", type=Path, metavar="FILE",
+                        help="the instructor's adjustments (points with a reason, comments, a late penalty: see "
+                        "README), copied to DIR/adjustments.toml, which later runs, --resume and rescore use")
     parser.add_argument("--resume", action="store_true",
                         help="keep results already in DIR for students whose files are unchanged")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "none", "spawn"), default="auto",
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return gradescope_bundle(argv[1:])
     if argv[:1] == ["kit"]:
         return build_kit_command(argv[1:])
+    if argv[:1] == ["rescore"]:
+        from grader.rescore import rescore_command
+
+        return rescore_command(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return grade(args)
@@ -221,10 +227,9 @@ def _configured(assignment, config_path: Path | None):
 
 def _result_key(sub, config_path: Path | None) -> str:
     """What a kept result must match for --resume: the files, and the config they were graded under."""
-    if config_path is None:
-        return sub.content_hash()
-    return hashlib.sha256((sub.content_hash() + hashlib.sha256(config_path.read_bytes()).hexdigest())
-                          .encode()).hexdigest()
+    from grader.store import result_key
+
+    return result_key(sub.content_hash(), None if config_path is None else config_path.read_bytes())
 
 
 def _oracle(assignment, in_kit: bool):
@@ -278,6 +283,13 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    from grader.adjust import apply_adjustments, for_output
+    from grader.rescore import grading_settings
+
+    try:
+        adjustments = for_output(out, args.adjustments, assignment.name)  # applied as the results are written
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     store = ResultStore(out, assignment.name, args.resume)
     # A secret seed per run: no check's inputs, so no answer, can be known before grading.
     # A resumed run keeps the seed of the run it resumes, so that everyone in it was
@@ -328,11 +340,14 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     finally:
         progress.close()
         finished = [store.records[s.student] for s in subs if s.student in store.records]
+        finished, adjustment_warnings = apply_adjustments(finished, adjustments)
+        warnings += adjustment_warnings
         run = RunResult(
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
             max_score=assignment.max_score, seed=seed,
+            grading=grading_settings(limits, options.tolerances, assignment.forbidden_imports),
         )
         store.write(run)
         write_reports(run, out)
