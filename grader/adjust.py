@@ -146,8 +146,8 @@ def apply_adjustments(records: list[SubmissionResult], adjustments: Adjustments 
         if student not in present:
             near = difflib.get_close_matches(student, sorted(present), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            warnings.append(f"{ADJUSTMENT_WARNING}{adjustments.where('students', student)}: no student {student!r} in these "
-                            f"results{hint}; their adjustment was not applied")
+            warnings.append(f"{ADJUSTMENT_WARNING}{adjustments.where('students', student)}: no student "
+                            f"{student!r} in these results{hint}; their adjustment was not applied")
     return adjusted, warnings
 
 
