@@ -63,7 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "copy is used when there)")
     parser.add_argument("--course", type=Path, metavar="FOLDER",
                         help="the course folder the run graded against, when it is not one the toolkit ships")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     return parser
 
 
