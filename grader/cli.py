@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import hashlib
 import sys
 import tempfile
 import time
@@ -88,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", type=_students, metavar="STUDENT[,STUDENT...]",
                         help="grade only these students (repeat the flag or separate names with commas) into "
                         "the results already in DIR: the others' results and pages are kept as they are")
+    parser.add_argument("--adjustments", type=Path, metavar="FILE",
+                        help="the instructor's adjustments (points with a reason, comments, a late penalty: see "
+                        "README), copied to DIR/adjustments.toml, which later runs, --resume and rescore use")
     parser.add_argument("--resume", action="store_true",
                         help="keep results already in DIR for students whose files are unchanged")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "none", "spawn"), default="auto",
@@ -136,6 +138,7 @@ def subcommands() -> dict[str, tuple]:
         "gradescope-bundle": (gradescope_bundle, "build Gradescope's autograder zip"),
         "merge": (_merge, "merge the output folders of a class graded in shards (--shard K/N) into one"),
         "similarity": (_similarity, "rank pairs of submissions by code similarity (a list to look at)"),
+        "rescore": (_rescore, "apply new points, visibility or adjustments to a graded class, without grading again"),
         "export": (_export, "write grades and feedback to import into Canvas or Moodle: grade export canvas OUT"),
         "help": (help_command, "show this help, or a subcommand's: grade help kit"),
     }
@@ -151,6 +154,12 @@ def _similarity(argv: list[str]) -> int:
     from grader.similarity_command import main as similarity_command
 
     return similarity_command(argv)
+
+
+def _rescore(argv: list[str]) -> int:
+    from grader.rescore import rescore_command
+
+    return rescore_command(argv)
 
 
 def _export(argv: list[str]) -> int:
@@ -299,10 +308,9 @@ def _configured(assignment, config_path: Path | None):
 
 def _result_key(sub, config_path: Path | None) -> str:
     """What a kept result must match for --resume: the files, and the config they were graded under."""
-    if config_path is None:
-        return sub.content_hash()
-    return hashlib.sha256((sub.content_hash() + hashlib.sha256(config_path.read_bytes()).hexdigest())
-                          .encode()).hexdigest()
+    from grader.store import result_key
+
+    return result_key(sub.content_hash(), None if config_path is None else config_path.read_bytes())
 
 
 def _oracle(assignment, in_kit: bool):
@@ -366,6 +374,13 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    from grader.adjust import apply_adjustments, for_output
+    from grader.rescore import grading_settings
+
+    try:
+        adjustments = for_output(out, args.adjustments, assignment.name)  # applied as the results are written
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     # --only grades into the results already there: the others are kept as they are.
     keep_previous = args.resume or bool(only)
     store = ResultStore(out, assignment.name, keep_previous)
@@ -425,11 +440,14 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     finally:
         progress.close()
         finished = [store.records[s.student] for s in subs if s.student in store.records]
+        finished, adjustment_warnings = apply_adjustments(finished, adjustments)
+        warnings += adjustment_warnings
         run = RunResult(
             assignment=assignment.name, toolkit_version=__version__,
             graded_at=_now(),
             submissions=finished, sandbox=sandbox, protections=protections, warnings=warnings,
             max_score=assignment.max_score, seed=seed, shard=shard,
+            grading=grading_settings(limits, options.tolerances, assignment.forbidden_imports),
         )
         store.write(run)
         write_reports(run, out)

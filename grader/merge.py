@@ -84,6 +84,9 @@ def _check_same(folder: Path, run: RunResult, first_folder: Path, first: RunResu
     if run.max_score != first.max_score:
         raise MergeError(f"{folder}: maximum score {run.max_score:g}, but {first_folder} has "
                          f"{first.max_score:g} (another --config?)")
+    if run.grading != first.grading:
+        raise MergeError(f"{folder}: graded with other tolerances, limits or forbidden imports than "
+                         f"{first_folder} (another --config or --timeout?)")
 
 
 def check_shards(shards: list[tuple[Path, RunResult]]) -> None:
@@ -152,7 +155,7 @@ def merge_runs(shards: list[tuple[Path, RunResult]]) -> RunResult:
         graded_at=max(run.graded_at for run in runs),  # when the last shard finished
         submissions=sorted((sub for run in runs for sub in run.submissions), key=lambda sub: sub.student),
         sandbox=", ".join(sandboxes), protections=_protections(runs), warnings=warnings,
-        max_score=first.max_score, seed=first.seed,
+        max_score=first.max_score, seed=first.seed, grading=first.grading,
     )
 
 

@@ -102,6 +102,24 @@ class LmsIdentity(CleanText):
     participant_id: str = Field(default="", pattern=r"^\d*$")  # Moodle: "Participant <id>"
 
 
+class Adjustment(CleanText):
+    """What the instructor's adjustments file (grader/adjust.py) changes about one student,
+    applied when the reports are written and kept apart from the graded `score`, which
+    it never changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: float = 0.0  # the instructor's adjustment, either sign
+    reason: str = ""
+    comment: str = ""  # for the student, on their page
+    late_days: float = 0.0
+    late_from: str = ""  # where the late days come from: "adjustments" (the file) or the LMS ("canvas")
+    late_penalty: float = 0.0  # points taken for lateness (0 or more)
+    # score + points - late_penalty, never below 0; None when the submission has no score
+    # (the grader could not finish it): an adjustment never stands in for grading.
+    final_score: float | None = None
+
+
 class SubmissionResult(CleanText):
     model_config = ConfigDict(extra="forbid")
     # ids and paths whole; the output is bounded where it is captured (OUTPUT_KEEP_BYTES)
@@ -127,6 +145,7 @@ class SubmissionResult(CleanText):
     seconds: float = 0.0
     graded_at: str = ""  # when this submission was graded (a kept result keeps its own time)
     lms: LmsIdentity | None = None  # None: not from a Canvas or Moodle download
+    adjustment: Adjustment | None = None  # the instructor's adjustments; None: none apply
 
 
 class Protection(CleanText):
@@ -153,6 +172,17 @@ class ShardInfo(CleanText):
     class_digest: str  # of the class's sorted ids (grader.shard.class_digest)
 
 
+class GradingSettings(CleanText):
+    """What the checks ran under, besides points and visibility: `grade rescore` refuses a
+    configuration that changes any of it (that needs a real run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerances: dict[str, float] = Field(default_factory=dict)  # grader.compare.Tolerances
+    limits: dict[str, float] = Field(default_factory=dict)  # config names: timeout, load_timeout, budget, memory_mb
+    forbidden_imports: list[str] = Field(default_factory=list)
+
+
 class RunResult(CleanText):
     model_config = ConfigDict(extra="forbid")
     _whole = frozenset({"submissions", "protections"})
@@ -168,3 +198,7 @@ class RunResult(CleanText):
     max_score: float = 0.0
     seed: int | None = None  # the run's seed (`grade --seed` reproduces the run); None: fixed seeds (the kit)
     shard: ShardInfo | None = None  # None: the whole class (a single run, or shards merged)
+
+
+    grading: GradingSettings | None = None  # None: written before nngrade recorded them
+    rescored_at: str | None = None  # when `grade rescore` last changed points or visibility

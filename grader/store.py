@@ -61,6 +61,20 @@ def record_digest(key: bytes, assignment: str, data: bytes) -> str:
     return hmac.new(key, assignment.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
 
+def result_key(files_hash: str, config: bytes | None) -> str:
+    """What a kept result must match for --resume: the submission's files, and the
+    configuration they were graded under (its digest after a dot, so that `grade rescore`
+    can carry a record over to a new configuration: grader/rescore.py)."""
+    if config is None:
+        return files_hash
+    return f"{files_hash}.{hashlib.sha256(config).hexdigest()}"
+
+
+def files_hash_of(key: str) -> str:
+    """The files' part of a result key."""
+    return key.partition(".")[0]
+
+
 def is_grader_failure(record: SubmissionResult) -> bool:
     """A record the grader could not finish through no fault of the student's."""
     return record.status == "error" and any(d.startswith("grader.") for d in record.diagnoses)
@@ -148,6 +162,22 @@ class ResultStore:
             return {}
         return {s.student: s for s in run.submissions} if run.assignment == self.assignment else {}
 
+    def verified_run(self) -> RunResult | None:
+        """results.json as the grader wrote it, or None (absent, another assignment's, or its
+        digest does not verify)."""
+        try:
+            data = (self.out_dir / "results.json").read_bytes()
+            digest = self.results_digest_path.read_text(encoding="ascii").strip()
+        except OSError:
+            return None
+        if not hmac.compare_digest(digest, self._digest(data)):
+            return None
+        try:
+            run = RunResult.model_validate_json(data)
+        except ValidationError:
+            return None
+        return run if run.assignment == self.assignment else None
+
     def seed(self, requested: int | None, resume: bool) -> int:
         """The run's secret seed: `requested` if given; when resuming, the seed the
         resumed run used (kept beside the journal, with its digest); else a new one."""
@@ -185,6 +215,12 @@ class ResultStore:
                         os.fsync(f.fileno())
                         self._synced = now
 
+    def rewrite_journal(self, records: list[SubmissionResult]) -> None:
+        """The journal, replaced at once by exactly these records (`grade rescore`: a later
+        --resume then keeps the rescored records, not the ones before)."""
+        lines = b"".join(self._line(record) for record in records)
+        write_atomic(self.journal_path, lines.decode("utf-8"))
+
     def write(self, run: RunResult) -> None:
         with self._lock, open(self.journal_path, "ab") as f:
             os.fsync(f.fileno())
@@ -220,10 +256,53 @@ def spreadsheet_safe(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
+# After the spec's four columns (kept first, in their order), one per graded function.
+CSV_TAIL = ["lms_id", "adjustment", "late_penalty", "final_score", "adjustment_reason"]
+
+
+def _points(value: float) -> str:
+    return f"{round(value, 6):g}"
+
+
+def csv_functions(run: RunResult) -> list[str]:
+    """The functions the checks graded, in the checks' order: the assignment's functions,
+    or a course's own names for them."""
+    return list(dict.fromkeys(c.function for s in run.submissions for c in s.checks))
+
+
+def lms_id(record: SubmissionResult) -> str:
+    """The student's id in the LMS the class came from ("" when unknown): Canvas's user id,
+    Moodle's participant id. Read defensively: results may predate the field."""
+    lms = getattr(record, "lms", None)
+    return str(getattr(lms, "user_id", "") or getattr(lms, "participant_id", "") or "")
+
+
+def final_score(record: SubmissionResult) -> float | None:
+    """The score after the instructor's adjustments; None when the grader could not finish it."""
+    if record.adjustment is not None:
+        return record.adjustment.final_score
+    return None if is_grader_failure(record) else record.score
+
+
 def grades_csv(run: RunResult) -> str:
+    functions = csv_functions(run)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "score", "max_score", "status"])
+    writer.writerow(["student", "score", "max_score", "status"]
+                    + [spreadsheet_safe(f) for f in functions] + CSV_TAIL)
     for s in run.submissions:
-        writer.writerow([spreadsheet_safe(s.student), f"{s.score:g}", f"{s.max_score:g}", s.status])
+        earned: dict[str, float] = {}
+        for c in s.checks:
+            earned[c.function] = earned.get(c.function, 0.0) + c.score
+        # A submission nothing of which ran has no per-function scores: empty, not 0.
+        per_function = [_points(earned[f]) if f in earned and s.status == "graded" else "" for f in functions]
+        adjustment = s.adjustment
+        final = final_score(s)
+        writer.writerow(
+            [spreadsheet_safe(s.student), _points(s.score), _points(s.max_score), s.status] + per_function
+            + [spreadsheet_safe(lms_id(s)),
+               _points(adjustment.points) if adjustment else "",
+               _points(adjustment.late_penalty) if adjustment else "",
+               "" if final is None else _points(final),
+               spreadsheet_safe(adjustment.reason) if adjustment else ""])
     return buf.getvalue()

@@ -44,9 +44,11 @@ def read_run(out: Path) -> RunResult:
 
 
 def points(sub: SubmissionResult) -> float | None:
-    """The points that go to the gradebook; None when the grader could not finish the
-    submission (its 0 is no grade of the student's, and no grade is sent)."""
-    return None if is_grader_failure(sub) else sub.score
+    """The points that go to the gradebook, adjustments applied; None when the grader could
+    not finish the submission (its 0 is no grade of the student's, and no grade is sent)."""
+    from grader.store import final_score
+
+    return final_score(sub)  # the graded score with the instructor's adjustments (None: no grade)
 
 
 class Number(str):
