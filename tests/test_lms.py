@@ -336,3 +336,19 @@ def test_moodle_feedback_comments_hold_no_hidden_check_details(tmp_path):
     assert hidden["message"] not in row["Feedback comments"]
     with zipfile.ZipFile(out / "moodle-feedback.zip") as archive:
         assert all(hidden["message"] not in archive.read(n).decode() for n in archive.namelist())
+
+
+def test_the_gradebook_gets_the_adjusted_score_and_the_graded_one_stays_in_results(tmp_path, canvas_class):
+    """An instructor's adjustment and a late penalty reach Canvas; results.json keeps the
+    graded score apart."""
+    adjustments = tmp_path / "adjustments.toml"
+    adjustments.write_text('[late]\nper_day = 10\n\n[students.smithbob]\npoints = -1\nreason = "copied a helper"\n')
+    out = tmp_path / "out"
+    got = grade(canvas_class, out, "--adjustments", str(adjustments))
+    assert got["smithbob"]["score"] == 3.0 and got["smithbob"]["adjustment"]["final_score"] == 2.0
+    assert got["doejane"]["adjustment"]["late_penalty"] > 0  # Canvas marked her file LATE
+    assert main(["export", "canvas", str(out), "--assignment-title", "Assignment 3"]) == 0
+    _, cells = canvas_gradebook((out / "canvas-grades.csv").read_text(encoding="utf-8"), "Assignment 3")
+    assert float(cells["4501"]) == 2.0
+    assert float(cells["4502"]) == got["doejane"]["adjustment"]["final_score"] < 2.0
+    assert float(cells["4504"]) == 3.0
