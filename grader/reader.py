@@ -235,23 +235,29 @@ def _self_check_names(cells) -> set[str]:
 
 
 def _is_self_check(node, names: set[str]) -> bool:
-    """An import of grader.selfcheck, or a statement whose value calls what it gave."""
+    """An import of grader.selfcheck, or a statement whose value uses what it gave or
+    what a call of it returned (`report = check()`, then `report`); `names` learns the
+    latter."""
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         return any(m == SELF_CHECK or m.startswith(SELF_CHECK + ".") for m in modules)
     value = getattr(node, "value", None) if isinstance(node, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
     for part in ast.walk(value) if value is not None else ():
-        if isinstance(part, ast.Call):
-            dotted, func = [], part.func
-            while isinstance(func, ast.Attribute):
-                dotted.insert(0, func.attr)
-                func = func.value
-            if isinstance(func, ast.Name):
-                dotted.insert(0, func.id)
-                name = ".".join(dotted)
-                if name in names or name.rpartition(".")[0] in names | {SELF_CHECK}:
-                    return True
+        if isinstance(part, ast.Name) and part.id in names or \
+                isinstance(part, ast.Attribute) and _dotted(part).startswith(SELF_CHECK + "."):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+            return True
     return False
+
+
+def _dotted(node) -> str:
+    """`grader.selfcheck.check` for that attribute chain, "" for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute) and len(parts) < 8:
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id] + parts[::-1]) if isinstance(node, ast.Name) else ""
 
 
 def _without(text: str, nodes) -> str:

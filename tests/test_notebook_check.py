@@ -111,11 +111,13 @@ def test_the_grader_leaves_every_self_check_statement_out(tmp_path):
              "check()\nx = 5",
              'check("relu_forward")',
              'import math; saved("cnn.ipynb"); y = 3',
-             "import grader.selfcheck as sc\nsc.check()\nreport = check()"]
+             "import grader.selfcheck as sc\nsc.check()\nreport = check()",
+             "report\nprint(report.score); z = 1"]  # what check() returned goes too
     path = tmp_path / "student.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[new_code_cell(c) for c in cells]), path)
     code = load(path, path.name)
     assert "check(" not in code.text and "selfcheck" not in code.text and "saved(" not in code.text
+    assert "report" not in code.text and "pass; z = 1" in code.text
     assert "import numpy as np" in code.text and "import math; pass; y = 3" in code.text
     assert code.skipped_cells == [] and code.notes == []
     # Lines stay where they were: x = 5 is still line 2 of code cell 3.
@@ -157,9 +159,12 @@ def relu_forward(x):
 
 
 def relu_backward(dy, x):
-    return np.where(positive(x), dy, SLOPE * dy)"""
+    return np.where(positive(x), dy, SLOPE * dy) + NOTHING[0]"""
 
-HELPERS = "SLOPE = 0.0\n\n\ndef positive(x):\n    return x > 0"
+# A constant, an array (only the cell history says how it was made) and a helper.
+HELPERS = "SLOPE = 0.0\nNOTHING = np.zeros(1)\n\n\ndef positive(x):\n    return x > 0"
+
+RAISING = "def linear_forward(x, w, b):\n    return x @ w + b + x[10000]"
 
 FLIPPED_CONV = """\
 def conv2d_forward(x, w, b, stride=1, pad=0):
@@ -175,7 +180,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             y[:, i, j, :] = np.tensordot(patch, flipped, axes=([1, 2, 3], [0, 1, 2])) + b
     return y"""
 
-ONE_FUNCTION = 'check("relu_forward")'
+ONE_FUNCTION = 'report = check("relu_forward")'
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +192,8 @@ def cnn_run(tmp_path_factory):
     demo = next(c.source for c in nb.cells if "y = conv2d_forward(x, w, b)" in c.source)
     template_cells = len(nb.cells)
     nb.cells += [new_code_cell(HELPERS), new_code_cell(FIXED_RELU), new_code_cell(FLIPPED_CONV),
-                 new_code_cell(demo), new_code_cell("check()"), new_code_cell(ONE_FUNCTION)]
+                 new_code_cell(demo), new_code_cell(RAISING), new_code_cell("check()"),
+                 new_code_cell(ONE_FUNCTION), new_code_cell("report")]
     execute(nb, folder)
     return {"nb": nb, "folder": folder, "template_cells": template_cells, "demo": demo}
 
@@ -232,8 +238,12 @@ def test_check_sees_work_that_was_run_but_never_saved(cnn_run):
     results = json.loads((folder / "reports" / "results.json").read_text())["submissions"][0]
     relu = [c for c in results["checks"] if c["function"] in ("relu_forward", "relu_backward")]
     assert relu and all(c["passed"] for c in relu)
+    # A failing line is named in the cell that was run: In [n], line 2 of linear_forward's cell.
+    raising = next(c for c in nb.cells if c.source == RAISING)
+    assert re.search(rf"linear_forward raised IndexError.*\(In \[{raising.execution_count}\], line 2\)", text), text
     # Re-running the demo cell with the flipped layer prints the comparison, and goes on.
     demo_output = "".join(o.get("text", "") for o in nb.cells[cnn_run["template_cells"] + 3].outputs)
+    assert "y(1,1,1) = " in demo_output
     assert "differ from the slide" in demo_output
 
 
@@ -243,6 +253,9 @@ def test_check_of_one_function_shows_that_function(cnn_run):
     text = outputs[0].data["text/plain"]
     assert re.search(r"ok +relu_forward +4/4", text) and "conv2d_forward" not in text
     assert "Notebook check: 4 / 4" in html.unescape(the_html(outputs))
+    # The report it returned shows again where it is asked for, once.
+    again = outputs_of(cnn_run["nb"], "report")
+    assert [o.output_type for o in again] == ["display_data"] and again[0].data == outputs[0].data
 
 
 def test_grading_the_executed_notebook_leaves_the_checks_out(cnn_run, tmp_path):
