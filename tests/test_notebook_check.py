@@ -104,6 +104,26 @@ def test_what_cannot_be_carried_is_named_and_never_touched():
     assert "def relu_forward(x):" in module.text
 
 
+def test_check_outside_jupyter_prints_text_and_returns_the_report(tmp_path, capsys, monkeypatch):
+    from grader.selfcheck import check
+
+    monkeypatch.chdir(tmp_path)
+    namespace, _, _ = run_cells(CELLS[:4])  # no cell history here: WEIGHTS cannot be carried
+    report = check("relu_forward", "relu_backward", namespace=namespace, assignment="cnn")
+    printed = capsys.readouterr().out
+    assert re.search(r"ok +relu_forward +4/4", printed) and re.search(r"FAIL relu_backward +0/6", printed)
+    assert "NameError: name 'WEIGHTS' is not defined" in printed and "note: `WEIGHTS`" in printed
+    assert report.score == 4 and report.max_score == 10 and report.result.status == "graded"
+    assert "Full page: reports/" in printed and (tmp_path / "reports" / "results.json").is_file()
+    with pytest.raises(ValueError, match="did you mean 'relu_forward'"):
+        check("relu_foward", namespace=namespace, assignment="cnn")
+    # When grading cannot run, it says why, and there is no result.
+    (tmp_path / "taken").write_text("a file, not a folder")
+    failed = check(namespace=namespace, assignment="cnn", out=tmp_path / "taken")
+    assert failed.result is None and "cannot create the output folder" in failed.summary.error
+    assert "could not run" in capsys.readouterr().out
+
+
 # ---------------------------------------------------- grading the notebook itself
 def test_the_grader_leaves_every_self_check_statement_out(tmp_path):
     cells = ["import numpy as np\nfrom grader.selfcheck import check, run as saved  # the check",

@@ -142,11 +142,15 @@ def _grade(module: KernelModule, assignment, course, out: Path, only: list[str])
         started = time.time_ns()
         status, printed = _run_grader(args, scratch)
     results = out_dir / "results.json"
-    fresh = results.is_file() and results.stat().st_mtime_ns >= started - 2_000_000_000
-    if status not in GRADER_STATUSES or not fresh:
+    run = None
+    try:  # this run's results: written after it started (a coarse clock rounds to 2 s)
+        if status in GRADER_STATUSES and results.stat().st_mtime_ns >= started - 2_000_000_000:
+            run = RunResult.model_validate_json(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = None
+    if run is None or not run.submissions:
         why = printed.strip().splitlines()[-3:] or [f"the grader stopped with status {status}"]
         return CheckReport(error_summary(assignment.name, "\n".join(why)), None, module, printed)
-    run = RunResult.model_validate_json(results.read_text(encoding="utf-8"))
     sub = run.submissions[0]
     page = Path(os.path.relpath(out_dir, Path.cwd()) if not out.is_absolute() else out_dir) \
         / file_names([sub.student], ".html")[sub.student]
