@@ -57,10 +57,6 @@ class Summary:
     page: str = ""  # the full page, as a path from the notebook's folder
     error: str = ""  # why there is no result
 
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
 
 def summarize(sub: SubmissionResult, only: list[str], missing: list[str],
               where: Callable[[str], str], page: str, assignment: str) -> Summary:
