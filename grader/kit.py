@@ -196,7 +196,8 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
     (out / "README.md").write_text(_README.format(
         name=assignment.name, file=assignment.file_name, title=assignment.title or assignment.name,
         or_notebook=f" (or in the notebook `{assignment.name}.ipynb`)" if notebook else "",
-        from_notebook="; from the notebook, run its self-check cell" if notebook else "",
+        from_notebook="; in the notebook, its last cell, `check()`, checks your functions as the kernel "
+        "holds them, saved or not" if notebook else "",
         final="The final grade also runs hidden checks; they test the same functions on other inputs."
         if len(public) < len(assignment.checks) else "The final grade runs the same checks on other inputs."))
     return Path(shutil.make_archive(str(out), "zip", root_dir=out))

@@ -21,6 +21,9 @@ import threading
 import tokenize
 
 SELF_CHECK = "grader.selfcheck"
+# `from grader.selfcheck import check, run as r`, `import grader.selfcheck as sc`
+_SELF_CHECK_IMPORT = re.compile(r"from\s+grader\.selfcheck\s+import\s+(?:\(([\w\s,]+)\)|([\w \t,]+))|"
+                                r"import\s+grader\.selfcheck\s+as\s+(\w+)")
 _MAGIC = re.compile(r"^\s*(%|!)")
 _HELP = re.compile(r"^\s*\?|\?\s*$")
 MAX_CELL_NOTES = 10
@@ -142,7 +145,8 @@ def _decode_python(raw: bytes, display: str) -> str:
 def _notebook(raw: bytes, display: str):
     """Code cells joined in order: IPython magics (`%...`, `%%...`), shell escapes
     (`!...`) and help lines (`x?`) dropped; a cell that does not parse is left out
-    and named, as Jupyter would have failed it; the template's self-check cell too."""
+    and named, as Jupyter would have failed it; the self-check's statements too (its
+    import, and every call of what it gave: `check()`, `run("cnn.ipynb")`)."""
     try:
         nb = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -167,6 +171,7 @@ def _notebook(raw: bytes, display: str):
     pieces, cell_starts, skipped, notes = [], [], [], []
     line = 1
     number = 0
+    names = _self_check_names(cells)
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict):
             raise invalid(f"cell {index + 1} is not an object")
@@ -181,11 +186,15 @@ def _notebook(raw: bytes, display: str):
         cell_lines = source.replace("\r\n", "\n").split("\n")
         if cell_lines and cell_lines[0].lstrip().startswith("%%"):
             continue  # a cell magic (%%bash, %%time, ...): not plain Python
-        if SELF_CHECK in source:
-            continue  # the template's self-check cell: it runs the grader, it is not the answer
+        checks = SELF_CHECK in source or any(n in source for n in names)
         kept = "\n".join("" if _MAGIC.match(s) or _HELP.search(s) else s for s in cell_lines)
         del cell_lines, source
         tree, exc = _parse(kept, display)
+        if checks and exc is None:  # the self-check runs the grader: it is not the answer
+            found = [node for node in tree.body if _is_self_check(node, names)]
+            if found and len(found) == len(tree.body):
+                continue
+            kept = _without(kept, found)
         del tree
         if exc is not None:
             skipped.append(number)
@@ -204,6 +213,63 @@ def _notebook(raw: bytes, display: str):
                      f"(cells {', '.join(map(str, skipped[MAX_CELL_NOTES:MAX_CELL_NOTES + 20]))}"
                      f"{', ...' if len(skipped) > MAX_CELL_NOTES + 20 else ''})")
     return "\n".join(pieces), cell_starts, notes, skipped
+
+
+def _self_check_names(cells) -> set[str]:
+    """What the notebook imports from grader.selfcheck (check, run) and its aliases for it."""
+    names = set()
+    for cell in cells:
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        source = "".join(source) if isinstance(source, list) and all(isinstance(s, str) for s in source) \
+            else source
+        if not isinstance(source, str) or SELF_CHECK not in source:
+            continue
+        for within, imported, alias in _SELF_CHECK_IMPORT.findall(source):
+            for part in (within or imported).split(","):
+                words = part.split()
+                if words:
+                    names.add(words[-1])  # `run as r` binds r
+            if alias:
+                names.add(alias)
+    return names
+
+
+def _is_self_check(node, names: set[str]) -> bool:
+    """An import of grader.selfcheck, or a statement whose value uses what it gave or
+    what a call of it returned (`report = check()`, then `report`); `names` learns the
+    latter."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        return any(m == SELF_CHECK or m.startswith(SELF_CHECK + ".") for m in modules)
+    value = getattr(node, "value", None) if isinstance(node, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+    for part in ast.walk(value) if value is not None else ():
+        if isinstance(part, ast.Name) and part.id in names or \
+                isinstance(part, ast.Attribute) and _dotted(part).startswith(SELF_CHECK + "."):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+            return True
+    return False
+
+
+def _dotted(node) -> str:
+    """`grader.selfcheck.check` for that attribute chain, "" for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute) and len(parts) < 8:
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id] + parts[::-1]) if isinstance(node, ast.Name) else ""
+
+
+def _without(text: str, nodes) -> str:
+    """`text` with each statement of `nodes` replaced by `pass`, every line kept in place."""
+    lines = text.split("\n")
+    for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+        head = lines[node.lineno - 1].encode("utf-8", "surrogatepass")[:node.col_offset]
+        tail = lines[node.end_lineno - 1].encode("utf-8", "surrogatepass")[node.end_col_offset:]
+        lines[node.lineno - 1:node.end_lineno] = [
+            head.decode("utf-8", "surrogatepass") + "pass" + tail.decode("utf-8", "surrogatepass")
+        ] + [""] * (node.end_lineno - node.lineno)
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------- facts

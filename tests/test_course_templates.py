@@ -31,7 +31,8 @@ from grader.contract.adapt import course_reference
 from grader.contract.build import in_process_student
 from grader.contract.model import ContractError, load_contract
 from grader.contract.readme import BEGIN, END, course_tables
-from grader.contract.template import course_notebook, course_template, notebook_path, template_path
+from grader.contract.template import (SELF_CHECK_CELL, course_notebook, course_template, notebook_path,
+                                     template_path)
 from grader.source import defined_functions, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ def test_the_committed_notebook_is_what_the_contract_writes_and_the_grader_reads
                                                                                      course.forbidden_imports)))
     stubs = function_sources_of(template_path(course.contract).read_text(encoding="utf-8"))
     cells = [c.source for c in committed.cells if c.cell_type == "code"]
-    assert cells[0] == "import numpy as np" and cells[-1] == f'from grader.selfcheck import run; run("{name}.ipynb")'
+    assert cells[0] == "import numpy as np" and cells[-1] == SELF_CHECK_CELL == "from grader.selfcheck import check\n\ncheck()"
     for function, source in stubs.items():
         assert cells.count(source) == 1, function
     code = load(path, path.name)

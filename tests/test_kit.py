@@ -9,6 +9,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import subprocess
 import venv
 import zipfile
@@ -172,3 +173,27 @@ def test_the_kit_carries_no_mistake_model_that_computes_a_solution(kit):
                   "except NotImplementedError as e:\n    print('stub:', e)\n")
         run = run_in_kit(kit, "-c", attack)
         assert run.returncode == 0 and run.stdout.startswith("stub:"), run.stdout + run.stderr
+
+
+# One function written right, for the notebook check in the kit.
+WRITTEN = {"cnn": ("relu_forward", "def relu_forward(x):\n    return np.maximum(x, 0)\n"),
+           "rnn": ("rnn_loss", "def rnn_loss(yhat, y):\n    return -np.sum(np.log(yhat[np.arange(len(y)), y]))\n")}
+
+
+def test_the_notebook_check_works_in_the_kit(kit, tmp_path):
+    # check() outside Jupyter (a script: plain text), in the kit: the kit's assignment,
+    # the spawn sandbox, the recorded values; the functions as the running process holds them.
+    function, source = WRITTEN[kit["name"]]
+    script = tmp_path / "work.py"
+    script.write_text("import numpy as np\n\n" + source + "\nfrom grader.selfcheck import check\n\n"
+                      f"report = check({function!r})\nprint(f'score {{report.score:g}} of {{report.max_score:g}}')\n")
+    run = run_in_kit(kit, str(script), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    points = sum(c.points for c in kit["assignment"].checks
+                 if c.function == function and c.visibility == "public")
+    assert f"score {points:g} of {points:g}" in run.stdout and "Traceback" not in run.stderr
+    assert re.search(rf"ok +{function} +{points:g}/{points:g}", run.stdout), run.stdout
+    results = json.loads((tmp_path / "reports" / "results.json").read_text())
+    assert results["sandbox"] == "spawn" and results["seed"] is None  # the kit's run: recorded values
+    checks = [c for c in results["submissions"][0]["checks"] if c["function"] == function]
+    assert checks and all(c["passed"] for c in checks)

@@ -269,6 +269,9 @@ def _tuple(shown: list[str]) -> str:
 
 
 # ----------------------------------------------------------------- the notebook
+SELF_CHECK_CELL = "from grader.selfcheck import check\n\ncheck()"
+
+
 def notebook_path(contract: Contract) -> Path:
     """Where a course keeps its students' notebook: `template/<name>.ipynb` in its folder."""
     return contract.path.parent / TEMPLATE_DIR / f"{contract.name}.ipynb"
@@ -295,7 +298,7 @@ def course_notebook(contract: Contract, forbidden_imports: tuple[str, ...] | lis
         intro += [info.description, ""]
     intro += [f"Write each function in its cell below, where it says `raise NotImplementedError(...)`, and "
               "keep its name and parameters: the grader calls them by name, with arrays in the shapes "
-              "their docstrings give."]
+              "their docstrings give. The last cell checks your work, saved or not: run it whenever you like."]
     layout = _layout_sentences(contract)
     if layout:
         intro += ["", "**Shapes.** " + " ".join([layout[0][0].upper() + layout[0][1:]] + layout[1:])]
@@ -318,12 +321,14 @@ def course_notebook(contract: Contract, forbidden_imports: tuple[str, ...] | lis
             summary = contract.canonical.summary.get(part.implements, "")
             cells.append(new_markdown_cell(f"## `{part.name}`" + (f"\n\n{summary}" if summary else "")))
             cells.append(new_code_cell(stubs.pop(part.name)))
+    first = next(part.name for part in contract.functions.values() if part.graded)
     cells.append(new_markdown_cell(
-        f"## Check your work\n\n**Save the notebook first**: the check reads `{notebook}` from disk, so "
-        "changes that are not saved are not seen. It runs the public checks on every function and prints a "
-        "summary per function, with what most likely went wrong. If you renamed the notebook, change the "
-        f"name in the call. From a terminal, `grade {notebook}` does the same."))
-    cells.append(new_code_cell(f'from grader.selfcheck import run; run("{notebook}")'))
+        "## Check your work\n\n`check()` runs the public checks on your functions as they are in the notebook "
+        "now, saved or not (run a cell after changing it), and shows a summary per function, with what most "
+        f"likely went wrong and a hint. Once this cell has run, `check()` works in any cell, and "
+        f"`check(\"{first}\")` checks one function. The summary links to a page with every check in full. "
+        f"From a terminal, `grade {notebook}` checks the saved notebook."))
+    cells.append(new_code_cell(SELF_CHECK_CELL))
     return finish(cells, info.name, stubs, Path(info.file_name))
 
 

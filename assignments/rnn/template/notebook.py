@@ -72,7 +72,7 @@ $h^{(T)}$. The state before the first input, $h^{(0)}$, is the argument `h0`.
 - Loops are fine (the recurrence needs one over time anyway).
 
 Each function's docstring gives the shape of every array it takes and returns. The
-last cell of the notebook checks your work."""
+last cell of the notebook checks your work, saved or not: run it whenever you like."""
 
 EXERCISE_1 = r"""## Exercise 1: the forward pass
 
@@ -82,6 +82,8 @@ $h^{(t-1)}$, so the steps come one after the other. Return all hidden states (wi
 $h^{(0)}$) and all output distributions, one row per time step."""
 
 TRY_FORWARD = """\
+import traceback
+
 # A small random network to try your functions on: T = 5 steps, D = K = 3
 # symbols (inputs and outputs over the same symbols, as in exercise 4) and
 # H = 4 hidden units. The seed makes every run give the same numbers.
@@ -96,10 +98,17 @@ V = 0.5 * rng.normal(size=(K, H))
 b = 0.1 * rng.normal(size=H)
 c = 0.1 * rng.normal(size=K)
 
-h, yhat = rnn_forward(x, h0, U, W, V, b, c)
-print("h:", h.shape, " yhat:", yhat.shape)  # should be (5, 4) and (5, 3)
-# Every yhat(t) is a probability distribution over the K symbols.
-print("row sums of yhat:", yhat.sum(axis=1))"""
+h = yhat = None  # until rnn_forward gives them: the next cells need them
+try:
+    h, yhat = rnn_forward(x, h0, U, W, V, b, c)
+    print("h:", h.shape, " yhat:", yhat.shape)  # should be (5, 4) and (5, 3)
+    # Every yhat(t) is a probability distribution over the K symbols.
+    print("row sums of yhat:", yhat.sum(axis=1))
+except NotImplementedError:
+    print("rnn_forward is not written yet: write it above, run its cell, then this one.")
+except Exception:  # a mistake in your code: Python's report of it, and Run All goes on
+    h = yhat = None
+    traceback.print_exc()"""
 
 EXERCISE_2 = r"""## Exercise 2: the loss
 
@@ -112,7 +121,15 @@ TRY_LOSS = """\
 # A network with small random weights gives every symbol roughly the same
 # probability 1/K, so each step costs about log K and L should come out
 # near T log K.
-print("L =", rnn_loss(yhat, y), " T log K =", T * np.log(K))"""
+try:
+    if yhat is None:
+        print("This needs yhat from rnn_forward: write it (exercise 1), then run the cells from there.")
+    else:
+        print("L =", rnn_loss(yhat, y), " T log K =", T * np.log(K))
+except NotImplementedError:
+    print("rnn_loss is not written yet: write it above, run its cell, then this one.")
+except Exception:  # a mistake in your code: Python's report of it, and Run All goes on
+    traceback.print_exc()"""
 
 EXERCISE_3 = r"""## Exercise 3: backpropagation through time
 
@@ -164,19 +181,27 @@ def loss_with(params):
     return rnn_loss(yh, y)
 
 
-params = {"U": U, "W": W, "V": V, "b": b, "c": c, "h0": h0}
-grads = rnn_backward(x, y, h0, h, yhat, U, W, V, b, c)
-eps = 1e-6
-for name, value in params.items():
-    numeric = np.zeros_like(value)
-    for idx in np.ndindex(value.shape):
-        up, down = value.copy(), value.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        numeric[idx] = (loss_with({**params, name: up}) - loss_with({**params, name: down})) / (2 * eps)
-    # A correct gradient differs from central differences by about 1e-9 here;
-    # the usual mistakes show up as differences of 1e-2 and more.
-    print(f"dL/d{name}: largest difference {np.max(np.abs(grads[name] - numeric)):.1e}")"""
+try:
+    if yhat is None:
+        print("This needs h and yhat from rnn_forward: write it (exercise 1), then run the cells from there.")
+    else:
+        params = {"U": U, "W": W, "V": V, "b": b, "c": c, "h0": h0}
+        grads = rnn_backward(x, y, h0, h, yhat, U, W, V, b, c)
+        eps = 1e-6
+        for name, value in params.items():
+            numeric = np.zeros_like(value)
+            for idx in np.ndindex(value.shape):
+                up, down = value.copy(), value.copy()
+                up[idx] += eps
+                down[idx] -= eps
+                numeric[idx] = (loss_with({**params, name: up}) - loss_with({**params, name: down})) / (2 * eps)
+            # A correct gradient differs from central differences by about 1e-9 here;
+            # the usual mistakes show up as differences of 1e-2 and more.
+            print(f"dL/d{name}: largest difference {np.max(np.abs(grads[name] - numeric)):.1e}")
+except NotImplementedError as error:  # rnn_backward, or rnn_loss that the check uses
+    print(f"{str(error).split(':')[0]} is not written yet: write it, run its cell, then this one.")
+except Exception:  # a mistake in your code: Python's report of it, and Run All goes on
+    traceback.print_exc()"""
 
 EXERCISE_4 = r"""## Exercise 4: generating text
 
@@ -195,7 +220,12 @@ instead of drawing gives dull, repetitive text, and fails the check."""
 TRY_SAMPLE = """\
 # Ten symbols from the small network of exercise 1 (its D equals K), starting
 # from symbol 0. The same seed gives the same symbols every run.
-print(rnn_sample(h0, 0, 10, U, W, V, b, c, np.random.default_rng(1)))"""
+try:
+    print(rnn_sample(h0, 0, 10, U, W, V, b, c, np.random.default_rng(1)))
+except NotImplementedError:
+    print("rnn_sample is not written yet: write it above, run its cell, then this one.")
+except Exception:  # a mistake in your code: Python's report of it, and Run All goes on
+    traceback.print_exc()"""
 
 EXERCISE_5 = r"""## Exercise 5: the bidirectional RNN
 
@@ -217,13 +247,13 @@ the backward recurrence computes, $g^{(T)}$, is the last row of `g`."""
 
 SELF_CHECK_INTRO = r"""## Check your work
 
-**Save the notebook first** (File → Save, or Ctrl+S / Cmd+S): the check reads
-`rnn.ipynb` from disk, so changes that are not saved are not seen. It runs the public
-checks on every function and prints a summary per function, with an explanation of
-what went wrong where it can tell. If you renamed the notebook, change the name in
-the call. From a terminal, `grade rnn.ipynb` does the same."""
+`check()` runs the public checks on your functions as they are in the notebook now,
+saved or not (run a cell after changing it), and shows a summary per function, with
+what most likely went wrong and a hint. Once this cell has run, `check()` works in any
+cell, and `check("rnn_backward")` checks one function. The summary links to a page
+with every check in full. From a terminal, `grade rnn.ipynb` checks the saved notebook."""
 
-SELF_CHECK = 'from grader.selfcheck import run; run("rnn.ipynb")'
+SELF_CHECK = 'from grader.selfcheck import check\n\ncheck()'
 
 
 def build() -> nbformat.NotebookNode:
