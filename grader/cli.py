@@ -311,6 +311,9 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         else:
             todo.append(sub)
 
+    # A single file is no class: its own page is the report, and no overview of one is written.
+    single = args.path.is_file() and args.path.suffix.lower() != ".zip"
+    hidden_points = _hidden_points() if in_kit else None
     progress = Progress(len(subs), len(subs) - len(todo), quiet=args.quiet)
     oracle = _oracle(assignment, in_kit)
     started = time.monotonic()
@@ -335,7 +338,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             max_score=assignment.max_score, seed=seed,
         )
         store.write(run)
-        write_reports(run, out)
+        write_reports(run, out, overview=not single, hidden_points=hidden_points)
     if interrupted:
         raise KeyboardInterrupt
     if args.gradescope or args.gradescope_out:
@@ -345,8 +348,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             write_gradescope(run, out if args.gradescope else None, args.gradescope_out)
         except GradescopeError as exc:
             raise UsageError(str(exc)) from None
-    if args.path.is_file() and args.path.suffix != ".zip" and run.submissions:
-        print_summary(run.submissions[0])
+    if single and run.submissions:
+        from grader.report.html import page_name
+
+        print_summary(run.submissions[0], out / page_name(run.submissions[0].student), hidden_points)
     elapsed = time.monotonic() - started
     failed = [s.student for s in run.submissions if is_grader_failure(s)]
     errors = sum(s.status == "error" for s in run.submissions) - len(failed)
@@ -356,7 +361,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         print(line, file=sys.stderr if line.startswith("NOT") else sys.stdout)
     print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
           f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
-          f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+          f"Results: {out / 'results.json'}" + ("" if single else f"; overview: {out / 'index.html'}"))
     if failed:
         shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
         print(f"grade: the grader itself could not finish {len(failed)} submission(s): {shown}; they are "
@@ -439,28 +444,21 @@ class Progress:
             self.bar.close()
 
 
-def print_summary(sub) -> None:
-    """One student's result in the terminal, per function."""
-    print(f"\n{sub.student} ({sub.source}): {sub.score:g} / {sub.max_score:g}")
-    if sub.status == "error":
-        print(f"  could not be graded: {sub.message}")
-    for note in sub.notes:
-        print(f"  note: {note}")
-    functions: dict[str, list] = {}
-    for c in sub.checks:
-        functions.setdefault(c.function, []).append(c)
-    for function, checks in functions.items():
-        got = sum(c.score for c in checks)
-        top = sum(c.max_score for c in checks)
-        mark = "ok  " if all(c.passed for c in checks) else "FAIL"
-        print(f"  {mark} {function:<24} {got:g}/{top:g}")
-        for c in checks:
-            if not c.passed:
-                name = c.id.split(".", 1)[1]
-                text = "(hidden check)" if c.visibility == "hidden" else c.message
-                codes = f" [{', '.join(c.diagnoses)}]" if c.diagnoses else ""
-                print(f"       - {name}: {text}{codes}")
+def print_summary(sub, page: Path | None = None, hidden_points: float | None = None) -> None:
+    """One student's result in the terminal (grader.report.text)."""
+    from grader.report.text import summary_lines
+
     print()
+    print("\n".join(summary_lines(sub, str(page) if page else None, hidden_points)))
+    print()
+
+
+def _hidden_points() -> float | None:
+    """In a student kit: the points its hidden checks hold (none are in the kit)."""
+    from grader.kit import kit_marker
+
+    value = (kit_marker() or {}).get("hidden_points")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def build_kit_command(argv: list[str]) -> int:

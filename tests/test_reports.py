@@ -4,6 +4,7 @@ example pages opened in headless Chromium (screenshots, no console errors)."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -101,8 +102,8 @@ def test_failed_slice_is_drawn_as_three_heatmaps_with_one_shared_scale():
 
 
 def test_gradient_checks_show_the_relative_error_of_each_gradient():
-    text = text_of(render_student(run_of(carol()), carol()))
-    gradients = text.split("conv2d_backward", 2)[2]
+    page = render_student(run_of(carol()), carol())
+    gradients = text_of(page.split('id="fn-conv2d_backward"')[1])
     assert re.search(r"dx 3\.2e-09 dw 0\.41 \(too large\) db 0 ", gradients)
 
 
@@ -153,10 +154,35 @@ def test_details_of_unexpected_shapes_become_a_small_table_or_are_left_out():
            "ragged": [[1, 2], [3]], "none": None}
     sub = carol().model_copy(update={"checks": [check("f.odd", False, 0, 1, details=odd)]})
     text = text_of(render_student(run_of(sub), sub))
-    for shown in ("tolerance_used 0.0001", "direction g", "passes 3", "exact True", "shape [2, 3]",
-                  "mismatch not a dict", "nested.b 2"):
+    # Keys read as words, values as a reader wants them: never a Python repr.
+    for shown in ("tolerance used 0.0001", "direction g", "passes 3", "exact yes", "shape (2, 3)",
+                  "mismatch not a dict", "nested: b 2"):
         assert shown in text
     assert "ragged" not in text and "deep" not in text
+    assert "[2, 3]" not in text and "True" not in text and "tolerance_used" not in text
+
+
+def test_details_are_labelled_numbers_never_dumps():
+    speed = {"student_seconds": 0.004567, "reference_seconds": 0.01378, "ratio": 0.3, "note": "took 4.6 ms",
+             "notes": ["your forward pass differs"], "got_shape": [2, 3, 2, 4], "expected_shape": [2, 7, 7, 2],
+             "mutated": ["dy", "x"], "counts": [3000, 0, 12.5]}
+    sub = carol().model_copy(update={"checks": [
+        check("conv2d_forward.speed", True, 0, 0, kind="performance", message="took 4.6 ms", details=speed),
+        check("conv2d_backward.own", True, 2, 2, kind="gradient",
+              details={"relative_errors": {"dx": 1e-9, "dw": 2e-9}, "own_forward_relative_errors": {"dx": 0.5},
+                       "differentiated": "reference", "tolerance": 1e-5})]})
+    page = render_student(run_of(sub), sub)
+    text = html.unescape(text_of(page))
+    for shown in ("your time 4.57 ms", "the reference's time 13.8 ms", "your time / the reference's 0.3\u00d7",
+                  "note your forward pass differs", "your shape (2, 3, 2, 4)", "expected shape (2, 7, 7, 2)",
+                  "inputs your function changed dy, x", "counts 3000, 0, 12.5", "tolerance 1e-05",
+                  "judged by differences of the reference's forward"):
+        assert shown in text, shown
+    assert text.count("took 4.6 ms") == 1  # the note the message already says is not repeated
+    # The student's own forward's differences, beside the reference's, per gradient.
+    assert re.search(r"gradient relative error with your forward dx 1e-09 0\.5 dw 2e-09 - ", text)
+    for dump in ("student_seconds", "own_forward_relative_errors", "['", "[2, ", "{'"):
+        assert dump not in text, dump
 
 
 def test_a_slice_that_is_not_a_matrix_costs_the_picture_only():
