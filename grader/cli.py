@@ -348,10 +348,6 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             write_gradescope(run, out if args.gradescope else None, args.gradescope_out)
         except GradescopeError as exc:
             raise UsageError(str(exc)) from None
-    if single and run.submissions:
-        from grader.report.html import page_name
-
-        print_summary(run.submissions[0], out / page_name(run.submissions[0].student), hidden_points)
     elapsed = time.monotonic() - started
     failed = [s.student for s in run.submissions if is_grader_failure(s)]
     errors = sum(s.status == "error" for s in run.submissions) - len(failed)
@@ -362,6 +358,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
     print(f"Graded {len(run.submissions)} submission(s) of '{assignment.name}'"
           f"{f' ({errors} could not be run)' if errors else ''} in {elapsed:.1f} s. "
           f"Results: {out / 'results.json'}" + ("" if single else f"; overview: {out / 'index.html'}"))
+    if single and run.submissions:  # last, where a student reads: the report, ending with their page
+        from grader.report.html import page_name
+
+        print_summary(run.submissions[0], out / page_name(run.submissions[0].student), hidden_points)
     if failed:
         shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
         print(f"grade: the grader itself could not finish {len(failed)} submission(s): {shown}; they are "
@@ -450,7 +450,6 @@ def print_summary(sub, page: Path | None = None, hidden_points: float | None = N
 
     print()
     print("\n".join(summary_lines(sub, str(page) if page else None, hidden_points)))
-    print()
 
 
 def _hidden_points() -> float | None:

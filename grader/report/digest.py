@@ -55,6 +55,19 @@ class FunctionDigest:
     passed: list[CheckView] = field(default_factory=list)  # scored checks that passed
     informational: list[CheckView] = field(default_factory=list)
     unwritten: str = ""  # why none of its checks could run: not defined, or not implemented yet
+    # Its informational checks with something to say (a speed note, where the network parts
+    # from the reference) that no failure has said already; the rest are folded away.
+    notes: list[CheckView] = field(default_factory=list)
+
+    @property
+    def quiet(self) -> list[CheckView]:
+        """What the folded part shows: passed checks, and informational ones with nothing
+        new to say."""
+        return self.passed + [v for v in self.informational if v not in self.notes]
+
+    @property
+    def quiet_passed(self) -> int:
+        return sum(v.check.passed for v in self.quiet)
 
     @property
     def status(self) -> str:
@@ -94,13 +107,18 @@ class Digest:
         return [v for f in self.functions for v in f.informational]
 
     @property
-    def passed(self) -> list[FunctionDigest]:
-        """Functions with passed scored checks, for the folded part of the page."""
-        return [f for f in self.functions if f.passed]
+    def notes(self) -> list[FunctionDigest]:
+        """Functions with informational checks that have something to say."""
+        return [f for f in self.functions if f.notes]
 
     @property
-    def passed_count(self) -> int:
-        return sum(len(f.passed) for f in self.functions)
+    def folded(self) -> list[FunctionDigest]:
+        """Functions with passed checks (or quiet informational ones), for the folded part."""
+        return [f for f in self.functions if f.quiet]
+
+    @property
+    def folded_count(self) -> int:
+        return sum(f.quiet_passed for f in self.functions)
 
     @property
     def failed_count(self) -> int:
@@ -166,4 +184,10 @@ def digest(sub: SubmissionResult, student_view: bool) -> Digest:
     for check in sub.checks:
         groups.setdefault(check.function, []).append(check_view(check, student_view))
     views = [v for group in groups.values() for v in group]
-    return Digest([_function(name, group) for name, group in groups.items()], _costs(sub, views, student_view))
+    functions = [_function(name, group) for name, group in groups.items()]
+    said = {v.check.message for f in functions for g in f.failures for v in g.views if not v.redacted}
+    said |= {f.unwritten for f in functions}
+    for f in functions:
+        f.notes = [v for v in f.informational if (v.check.message or not v.check.passed) and
+                   (v.redacted or v.check.message not in said)]
+    return Digest(functions, _costs(sub, views, student_view))

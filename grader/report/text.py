@@ -40,7 +40,7 @@ def summary_lines(sub: SubmissionResult, page: str | None = None, hidden_points:
             text = "(hidden check)" if g.view.redacted else c.message
             codes = f" [{', '.join(c.diagnoses)}]" if c.diagnoses and not g.view.redacted else ""
             lines.append(f"       - {', '.join(g.names)} ({_points(g.lost)}): {text}{codes}")
-        for v in f.informational:
+        for v in f.notes:
             if not v.check.passed and not v.redacted and v.check.message:
                 lines.append(f"       - {v.name} (no points): {v.check.message}")
     if d.costs:

@@ -165,7 +165,7 @@ def _value(key: str, value) -> str | None:
         if key.endswith("_seconds") and value >= 0:
             text = duration(value)
         elif key == "ratio":
-            text = f"{num(value, 2)}\u00d7"
+            text = f"{value:.0f}\u00d7" if abs(value) >= 10 else f"{num(value, 2)}\u00d7"
         else:
             text = num(value)
     elif isinstance(value, str):
