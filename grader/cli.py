@@ -422,6 +422,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             todo.append(sub)
     chosen = [sub for sub in subs if not only or sub.student in only]
 
+    # A single file (or one student's folder) is no class: its own page is the report, and
+    # no overview of one is written.
+    single = len(subs) == 1 and (args.path.is_file() and args.path.suffix.lower() != ".zip" or subs[0].root == path)
+    hidden_points = _hidden_points() if in_kit else None
     progress = Progress(len(chosen), len(chosen) - len(todo), quiet=args.quiet)
     oracle = _oracle(assignment, in_kit)
     started = time.monotonic()
@@ -450,7 +454,7 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             grading=grading_settings(limits, options.tolerances, assignment.forbidden_imports),
         )
         store.write(run)
-        write_reports(run, out)
+        write_reports(run, out, overview=not single, hidden_points=hidden_points)
         if args.student_pages is not None:
             from grader.lms.pages import write_student_pages
 
@@ -464,9 +468,6 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
             write_gradescope(run, out if args.gradescope else None, args.gradescope_out)
         except GradescopeError as exc:
             raise UsageError(str(exc)) from None
-    if len(subs) == 1 and run.submissions and (args.path.is_file() and args.path.suffix != ".zip"
-                                               or subs[0].root == path):
-        print_summary(run.submissions[0])
     elapsed = time.monotonic() - started
     graded = {s.student for s in todo} & set(store.records)
     failed = [s.student for s in run.submissions if is_grader_failure(s) and s.student in graded]
@@ -477,12 +478,16 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         print(line, file=sys.stderr if line.startswith("NOT") else sys.stdout)
     of_class = f" (shard {shard.index}/{shard.count} of a class of {shard.class_students})" if shard else ""
     print(_run_line(f"'{assignment.name}'{of_class}", len(graded), len(run.submissions) - len(graded), errors,
-                    len(failed), len(todo) - len(graded), elapsed, out))
+                    len(failed), len(todo) - len(graded), elapsed, out, overview=not single))
     if only:
         missing = [s.student for s in subs if s.student not in store.records]
         if missing:
             print(f"note: {len(missing)} other submission(s) in {path} have no result in {out} yet "
                   f"(e.g. {missing[0]}): grade them without --only", file=sys.stderr)
+    if single and run.submissions:  # last, where a student reads: the report, ending with their page
+        from grader.report.html import page_name
+
+        print_summary(run.submissions[0], out / page_name(run.submissions[0].student), hidden_points)
     if failed:
         shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
         print(f"grade: the grader itself could not finish {len(failed)} submission(s): {shown}; they are "
@@ -497,7 +502,7 @@ def _now() -> str:
 
 
 def _run_line(name: str, graded: int, kept: int, errors: int, failed: int, unfinished: int, seconds: float,
-              out: Path) -> str:
+              out: Path, overview: bool = True) -> str:
     """The run in one line: how many were graded now, kept from before, or failed."""
     parts = [f"{kept} kept from a previous run"] if kept else []
     if errors:
@@ -508,7 +513,7 @@ def _run_line(name: str, graded: int, kept: int, errors: int, failed: int, unfin
         parts.append(f"{unfinished} not reached")
     extra = f" ({'; '.join(parts)})" if parts else ""
     return (f"Graded {graded} submission(s) of {name}{extra} in {seconds:.1f} s. "
-            f"Results: {out / 'results.json'}; overview: {out / 'index.html'}")
+            f"Results: {out / 'results.json'}" + (f"; overview: {out / 'index.html'}" if overview else ""))
 
 
 def _expect_some_function(subs, assignment, assignments: dict) -> None:
@@ -603,28 +608,20 @@ class Progress:
             self.bar.close()
 
 
-def print_summary(sub) -> None:
-    """One student's result in the terminal, per function."""
-    print(f"\n{sub.student} ({sub.source}): {sub.score:g} / {sub.max_score:g}")
-    if sub.status == "error":
-        print(f"  could not be graded: {sub.message}")
-    for note in sub.notes:
-        print(f"  note: {note}")
-    functions: dict[str, list] = {}
-    for c in sub.checks:
-        functions.setdefault(c.function, []).append(c)
-    for function, checks in functions.items():
-        got = sum(c.score for c in checks)
-        top = sum(c.max_score for c in checks)
-        mark = "ok  " if all(c.passed for c in checks) else "FAIL"
-        print(f"  {mark} {function:<24} {got:g}/{top:g}")
-        for c in checks:
-            if not c.passed:
-                name = c.id.split(".", 1)[1]
-                text = "(hidden check)" if c.visibility == "hidden" else c.message
-                codes = f" [{', '.join(c.diagnoses)}]" if c.diagnoses else ""
-                print(f"       - {name}: {text}{codes}")
+def print_summary(sub, page: Path | None = None, hidden_points: float | None = None) -> None:
+    """One student's result in the terminal (grader.report.text)."""
+    from grader.report.text import summary_lines
+
     print()
+    print("\n".join(summary_lines(sub, str(page) if page else None, hidden_points)))
+
+
+def _hidden_points() -> float | None:
+    """In a student kit: the points its hidden checks hold (none are in the kit)."""
+    from grader.kit import kit_marker
+
+    value = (kit_marker() or {}).get("hidden_points")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def build_kit_command(argv: list[str]) -> int:

@@ -189,7 +189,9 @@ def build_kit(assignment: Assignment, out: Path, tolerances: Tolerances = DEFAUL
             shutil.rmtree(item) if item.is_dir() else item.unlink()
         raise KitError(f"{', '.join(str(p.relative_to(out)) for p in leaks)} import the reference, which a kit "
                        f"must never carry: mark what needs it @kit_recorded (grader/oracle.py); no kit was built")
-    marker = {"assignment": assignment.name, "toolkit_version": __version__, "public_checks": sorted(public_ids)}
+    # The hidden checks' points, so that a self-check can say that its score is not the whole.
+    marker = {"assignment": assignment.name, "toolkit_version": __version__, "public_checks": sorted(public_ids),
+              "hidden_points": assignment.max_score - sum(c.points for c in public)}
     (out / "grader" / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
     (out / "pyproject.toml").write_text(_PYPROJECT.format(name=assignment.name, version=__version__))
     notebook = (out / f"{assignment.name}.ipynb").is_file()

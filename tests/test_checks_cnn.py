@@ -143,6 +143,13 @@ def test_the_speed_check_costs_nothing_and_names_python_loops(graded):
     assert fast.passed and "probably looping" not in fast.message
 
 
+def test_the_speed_note_never_says_0x():
+    from assignments.cnn.checks_network import speed_ratio
+
+    # "0x the reference's 13.78 ms" was a layer faster than the reference, rounded to nothing.
+    assert [speed_ratio(r) for r in (0.3, 1.0, 2.14, 174.2)] == ["faster than", "about as fast as", "2.1x", "174x"]
+
+
 def test_grading_through_the_real_engine(tmp_path):
     """One run of `grade` over every variant, each in its own worker."""
     from grader.cli import main

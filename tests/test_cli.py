@@ -75,7 +75,9 @@ def test_single_file_prints_a_summary_per_function(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cnn_layers (cnn_layers.py)" in out
     assert "conv2d_forward" in out and "FAIL" in out and "conv.flipped_kernel" in out
-    assert (tmp_path / "cnn_layers.html").exists()
+    assert (tmp_path / "cnn_layers.html").exists() and f"Your page: {tmp_path / 'cnn_layers.html'}" in out
+    # One file is no class: no overview of one student, and none named.
+    assert not (tmp_path / "index.html").exists() and "overview" not in out
 
 
 def test_folder_discovery_picks_the_right_file(tmp_path, toy):

@@ -132,6 +132,16 @@ def test_the_template_grades_to_zero_with_not_implemented_yet(kit):
     assert result["status"] == "graded" and result["score"] == 0.0
     for function in kit["assignment"].functions:
         assert f"{function} is not implemented yet" in run.stdout, function
+    # The self-check's score is not the whole: it says what the hidden checks hold, and
+    # names the student's own page (no class overview of one).
+    checks = kit["assignment"].checks
+    public = sum(c.points for c in checks if c.visibility == "public")
+    hidden = sum(c.points for c in checks if c.visibility == "hidden")
+    assert hidden > 0 and f"{public:g} public points checked; {hidden:g} more are in hidden checks at grading" \
+        in run.stdout
+    page = kit["folder"] / "template-report" / f"{Path(file_name).stem}.html"
+    assert f"Your page: {page.relative_to(kit['folder'])}" in run.stdout and page.is_file()
+    assert not (kit["folder"] / "template-report" / "index.html").exists()
 
 
 # What a student who reads the kit finds: mistake models that compute from the inputs hold

@@ -4,15 +4,14 @@ example pages opened in headless Chromium (screenshots, no console errors)."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from browser import chromium, console_errors, measure, needs_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,8 +100,8 @@ def test_failed_slice_is_drawn_as_three_heatmaps_with_one_shared_scale():
 
 
 def test_gradient_checks_show_the_relative_error_of_each_gradient():
-    text = text_of(render_student(run_of(carol()), carol()))
-    gradients = text.split("conv2d_backward", 2)[2]
+    page = render_student(run_of(carol()), carol())
+    gradients = text_of(page.split('id="fn-conv2d_backward"')[1])
     assert re.search(r"dx 3\.2e-09 dw 0\.41 \(too large\) db 0 ", gradients)
 
 
@@ -153,10 +152,35 @@ def test_details_of_unexpected_shapes_become_a_small_table_or_are_left_out():
            "ragged": [[1, 2], [3]], "none": None}
     sub = carol().model_copy(update={"checks": [check("f.odd", False, 0, 1, details=odd)]})
     text = text_of(render_student(run_of(sub), sub))
-    for shown in ("tolerance_used 0.0001", "direction g", "passes 3", "exact True", "shape [2, 3]",
-                  "mismatch not a dict", "nested.b 2"):
+    # Keys read as words, values as a reader wants them: never a Python repr.
+    for shown in ("tolerance used 0.0001", "direction g", "passes 3", "exact yes", "shape (2, 3)",
+                  "mismatch not a dict", "nested: b 2"):
         assert shown in text
     assert "ragged" not in text and "deep" not in text
+    assert "[2, 3]" not in text and "True" not in text and "tolerance_used" not in text
+
+
+def test_details_are_labelled_numbers_never_dumps():
+    speed = {"student_seconds": 0.004567, "reference_seconds": 0.01378, "ratio": 0.3, "note": "took 4.6 ms",
+             "notes": ["your forward pass differs"], "got_shape": [2, 3, 2, 4], "expected_shape": [2, 7, 7, 2],
+             "mutated": ["dy", "x"], "counts": [3000, 0, 12.5]}
+    sub = carol().model_copy(update={"checks": [
+        check("conv2d_forward.speed", True, 0, 0, kind="performance", message="took 4.6 ms", details=speed),
+        check("conv2d_backward.own", True, 2, 2, kind="gradient",
+              details={"relative_errors": {"dx": 1e-9, "dw": 2e-9}, "own_forward_relative_errors": {"dx": 0.5},
+                       "differentiated": "reference", "tolerance": 1e-5})]})
+    page = render_student(run_of(sub), sub)
+    text = html.unescape(text_of(page))
+    for shown in ("your time 4.57 ms", "the reference's time 13.8 ms", "your time / the reference's 0.3\u00d7",
+                  "note your forward pass differs", "your shape (2, 3, 2, 4)", "expected shape (2, 7, 7, 2)",
+                  "inputs your function changed dy, x", "counts 3000, 0, 12.5", "tolerance 1e-05",
+                  "judged by differences of the reference's forward"):
+        assert shown in text, shown
+    assert text.count("took 4.6 ms") == 1  # the note the message already says is not repeated
+    # The student's own forward's differences, beside the reference's, per gradient.
+    assert re.search(r"gradient relative error with your forward dx 1e-09 0\.5 dw 2e-09 - ", text)
+    for dump in ("student_seconds", "own_forward_relative_errors", "['", "[2, ", "{'"):
+        assert dump not in text, dump
 
 
 def test_a_slice_that_is_not_a_matrix_costs_the_picture_only():
@@ -249,27 +273,6 @@ def test_pages_are_self_contained_and_light_for_a_class_of_300(tmp_path):
 
 # -- in a browser ---------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
-                                    "(Debian: apt-get install -y chromium)")
-# Chromium logs every console message of the page (console.log/error, uncaught
-# exceptions) as ":CONSOLE(...)" or ":CONSOLE:..."; our pages print nothing.
-CONSOLE = re.compile(r":CONSOLE[(:].*|Uncaught.*")
-
-
-def chromium(url: str, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="nngrade-chromium-") as profile:
-        return subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
-             *args, url], capture_output=True, text=True, timeout=120, check=False)
-
-
-def console_errors(proc: subprocess.CompletedProcess) -> list[str]:
-    return [m.group(0) for m in CONSOLE.finditer(proc.stderr)]
-
-
 @pytest.fixture(scope="module")
 def example_pages(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
@@ -288,7 +291,8 @@ def test_the_console_check_catches_a_broken_page(tmp_path):
 @needs_chromium
 @pytest.mark.parametrize("page, size, name", [("index.html", "1000,1400", "class-overview"),
                                               ("carol.html", "1000,1800", "student-report"),
-                                              ("carol.html", "390,844", None)])  # a phone
+                                              ("alice.html", "1000,1100", "student-report-passed"),
+                                              ("carol.html", "390,1200", "student-report-phone")])
 def test_example_pages_render_in_chromium_without_console_errors(example_pages, tmp_path, page, size, name):
     # NNGRADE_SCREENSHOTS=docs keeps the named shots: that is how docs/*.png are made.
     keep = os.environ.get("NNGRADE_SCREENSHOTS")
@@ -313,3 +317,51 @@ def test_clicking_a_column_sorts_the_student_table(example_pages, tmp_path):
     order = re.findall(r'<td class="n" data-v="([^"]+)"', body)[::2]
     assert len(order) == 5 and order == sorted(order, key=float)
     assert 'aria-sort="ascending"' in body
+
+
+@needs_chromium
+def test_the_overflow_check_catches_a_page_wider_than_a_phone(tmp_path):
+    wide = "<!doctype html><body><p>x</p><div style='width: 600px'>wide</div></body>"
+    clipped = "<!doctype html><body><div style='overflow-x: auto'><table><tr><td style='min-width: 700px'>c" \
+              "</td></tr></table></div></body>"
+    assert measure(wide, tmp_path, 390)["scrollWidth"] > 390
+    assert any(w.startswith("div.") or w.startswith("div:") for w in measure(clipped, tmp_path, 390)["wide"])
+
+
+def long_everything() -> SubmissionResult:
+    """A page with every part at its widest: a long id and path, a course's two-part
+    function, a long check name, a message with no spaces, an 8x8 slice with numbers."""
+    grid = [[float(i * 8 + j) - 31.5 for j in range(8)] for i in range(8)]
+    return carol().model_copy(update={
+        "student": "s" * 70, "source": "submissions/" + "deeply_nested_folder/" * 5 + "cnn_layers.py",
+        "checks": carol().checks + [
+            check("softmaxloss_forward + softmaxloss_backward.lecture_example_with_a_rather_long_name", False, 0, 3,
+                  message="expected_" + "x" * 120, diagnoses=["conv.flipped_kernel"],
+                  details={**mismatch([[-v for v in row] for row in grid], grid), "got_shape": [2, 3, 2, 4],
+                           "mutated": ["dy", "x"], "notes": ["n" * 150]}),
+            check("conv2d_backward.own", True, 2, 2, kind="gradient",
+                  details={"relative_errors": {"dx": 1e-9, "dw": 2e-9}, "own_forward_relative_errors": {"dx": 0.5}}),
+            check("network.end_to_end", False, 0, 0, kind="gradient", message="parts from the reference's"),
+        ]})
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", ["carol.html", "bob.html", "erin.html", "long"])
+def test_student_pages_fit_a_phone_with_nothing_clipped(example_pages, tmp_path, page):
+    sub = long_everything()
+    text = render_student(run_of(sub), sub) if page == "long" else (example_pages / page).read_text()
+    found = measure(text, tmp_path, 390, open_folds=True)  # every fold open: the widest it gets
+    assert found["width"] == 390 and found["scrollWidth"] <= 390, found
+    assert found["wide"] == [], found["wide"]
+
+
+@needs_chromium
+def test_a_page_with_every_check_passed_is_short(example_pages, tmp_path):
+    page = (example_pages / "alice.html").read_text()
+    assert "Failed checks" not in page and "alice" in page
+    folded = measure(page, tmp_path, 1000)
+    unfolded = measure(page, tmp_path, 1000, open_folds=True)
+    # Score, the table per function and the speed note: about one screen. Unfolded, the
+    # 45 passed checks are several screens: the folding is what keeps it short.
+    assert folded["height"] < 1300, folded
+    assert unfolded["height"] > 3 * folded["height"], (folded, unfolded)

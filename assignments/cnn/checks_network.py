@@ -123,11 +123,22 @@ def speed(student, oracle, rng):
     details = {"student_seconds": round(mine, 6), "reference_seconds": round(reference, 6),
                "ratio": round(ratio, 1)}
     # Reported, never failed: speed is not part of correctness.
-    details["note"] = f"conv2d_forward took {mine * 1000:.1f} ms, {ratio:.0f}x the reference's {reference * 1000:.2f} ms"
+    details["note"] = (f"conv2d_forward took {mine * 1000:.1f} ms, {speed_ratio(ratio)} the reference's "
+                       f"{reference * 1000:.2f} ms")
     if ratio > LOOPING_RATIO:
         details["note"] += (": it is probably looping over pixels in Python (this costs no points; "
                             "im2col or einsum over windows is much faster)")
     return details
+
+
+def speed_ratio(ratio: float) -> str:
+    """How a time compares with the reference's, in words that stay true below 1x
+    ("0x the reference's" said a faster layer took no time)."""
+    if ratio < 0.95:
+        return "faster than"
+    if ratio < 1.05:
+        return "about as fast as"
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
 def _timed(fn) -> float:

@@ -7,13 +7,13 @@ printed or named shows as text. What the pages show is worked out in
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from grader.models import RunResult, SubmissionResult
 from grader.report import view
+from grader.report.digest import digest
 from grader.store import write_atomic
 
 SIMILARITY_PAGE = "similarity.html"  # written by `grade similarity`, linked from the overview when there
@@ -28,16 +28,7 @@ _env = Environment(
 )
 
 
-def num(value, digits: int = 4) -> str:
-    """Points and errors without float noise: 2, 0.5, 1.48, 3.2e-09."""
-    if value is None:
-        return "-"
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
+num = view.num  # points and errors without float noise: 2, 0.5, 1.48, 3.2e-09
 _env.filters["num"] = num
 
 
@@ -51,15 +42,17 @@ def page_names(run: RunResult) -> dict[str, str]:
     return view.file_names([s.student for s in run.submissions], ".html")
 
 
-def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = False) -> str:
+def render_student(run: RunResult, sub: SubmissionResult, student_view: bool = False, overview: bool = True,
+                   hidden_points: float | None = None) -> str:
     """A student's page. `student_view` is the student-facing variant (Gradescope, the
     self-check): hidden checks show their name and result only, and diagnoses that
-    only hidden checks found are left out."""
+    only hidden checks found are left out. `overview`: the page links back to the
+    class overview. `hidden_points`: the points the hidden checks hold, said on a page
+    that holds the public checks only (the student kit's)."""
     return _env.get_template("student.html.j2").render(
         run=run, sub=sub, student_view=student_view, show_output=view.output_visible(sub, student_view),
-        functions=view.functions(sub, student_view),
-        diagnoses=view.summary_diagnoses(sub, student_view),
-        load_mode=view.LOAD_MODES.get(sub.load_mode, sub.load_mode),
+        d=digest(sub, student_view), load_mode=view.LOAD_MODES.get(sub.load_mode, sub.load_mode),
+        overview_link=overview and not student_view, hidden_points=hidden_points,
     )
 
 
@@ -76,8 +69,12 @@ def render_similarity(run: RunResult, data: dict, shown: list[dict]) -> str:
     return _env.get_template("similarity.html.j2").render(run=run, s=data, shown=shown, page_name=pages.get)
 
 
-def write_reports(run: RunResult, out_dir: Path) -> None:
+def write_reports(run: RunResult, out_dir: Path, overview: bool = True, hidden_points: float | None = None) -> None:
+    """Every student's page and, for a class (`overview`), the class overview index.html.
+    A single file's run has no class: its one page is the report."""
     pages = page_names(run)
     for sub in run.submissions:
-        write_atomic(out_dir / pages[sub.student], render_student(run, sub))
-    write_atomic(out_dir / "index.html", render_index(run, similarity_page=(out_dir / SIMILARITY_PAGE).is_file()))
+        write_atomic(out_dir / pages[sub.student], render_student(run, sub, overview=overview,
+                                                                  hidden_points=hidden_points))
+    if overview:
+        write_atomic(out_dir / "index.html", render_index(run, similarity_page=(out_dir / SIMILARITY_PAGE).is_file()))

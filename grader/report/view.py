@@ -3,13 +3,15 @@ grader.models), so that the templates only lay it out.
 
 A check's `details` are free-form (each kind of check adds its own), so they are
 read defensively: known shapes (a numeric mismatch, per-gradient relative errors)
-are validated with pydantic and drawn specially; other scalar entries become a small
-key/value table; anything else is left out rather than allowed to break a page.
+are validated with pydantic and drawn specially; other scalar entries become labelled
+values (times in ms, shapes as (2, 7, 7, 2), numbers to four digits), never a raw
+dump; anything else is left out rather than allowed to break a page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import statistics
 from collections import Counter
@@ -30,6 +32,17 @@ LOAD_MODES = {
 }
 SCALARS = (str, int, float, bool, type(None))
 MAX_FACT_CHARS = 300
+MAX_FACT_ITEMS = 16
+# What a student reads for the detail keys the checks write (grader/gradcheck.py, the
+# assignments' checks); any other key reads as its words ("tolerance_used": "tolerance used").
+LABELS = {
+    "student_seconds": "your time", "reference_seconds": "the reference's time",
+    "ratio": "your time / the reference's", "tolerance": "tolerance", "p_value": "p-value",
+    "got_shape": "your shape", "expected_shape": "expected shape",
+    "mutated": "inputs your function changed", "differentiated": "judged by differences of",
+    "note": "note", "notes": "note", "counts": "counts", "observed": "observed", "expected": "expected",
+}
+DIFFERENTIATED = {"reference": "the reference's forward", "own": "your forward"}
 # A page's or file's name from a student id: at most this many bytes before the suffix.
 MAX_STEM_BYTES = 120
 
@@ -61,6 +74,7 @@ class GradientRow:
     name: str
     error: float
     above: bool  # over the tolerance, in a failed check
+    own: float | None = None  # against the differences of the student's own forward (reported only)
 
 
 @dataclass
@@ -73,6 +87,15 @@ class CheckView:
     heatmaps: svg.HeatmapSet | None = None
     gradients: list[GradientRow] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def informational(self) -> bool:
+        """Worth no points: reported, never a failure (a speed note, the end-to-end network)."""
+        return self.check.max_score == 0
+
+    @property
+    def has_own_errors(self) -> bool:
+        return any(g.own is not None for g in self.gradients)
 
 
 @dataclass
@@ -118,31 +141,71 @@ def check_name(check: CheckResult) -> str:
     return check.id.split(".", 1)[1] if "." in check.id else check.id
 
 
-def _fact(value) -> str | None:
-    if isinstance(value, SCALARS):
-        text = "" if value is None else str(value)
-    elif isinstance(value, list) and len(value) <= 16 and all(isinstance(v, SCALARS) for v in value):
-        text = "[" + ", ".join(map(str, value)) + "]"
+def num(value, digits: int = 4) -> str:
+    """Points and errors without float noise: 2, 0.5, 1.48, 3.2e-09."""
+    if value is None:
+        return "-"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def duration(seconds: float) -> str:
+    return f"{num(seconds * 1000, 3)} ms" if seconds < 1 else f"{num(seconds, 3)} s"
+
+
+def label(key: str) -> str:
+    return LABELS.get(key) or key.replace("_", " ").strip() or key
+
+
+def _value(key: str, value) -> str | None:
+    """One detail as a reader wants it, or None when it is no short scalar or list of them."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, (int, float)):
+        if key.endswith("_seconds") and value >= 0:
+            text = duration(value)
+        elif key == "ratio":
+            text = f"{value:.0f}\u00d7" if abs(value) >= 10 else f"{num(value, 2)}\u00d7"
+        else:
+            text = num(value)
+    elif isinstance(value, str):
+        text = DIFFERENTIATED.get(value, value) if key == "differentiated" else value
+    elif isinstance(value, list) and len(value) <= MAX_FACT_ITEMS and all(
+            isinstance(v, SCALARS) and v is not None for v in value):
+        items = [v if isinstance(v, str) else _value("", v) for v in value]
+        text = "(" + ", ".join(items) + ")" if key.endswith("shape") else ", ".join(items)
+        if not text:
+            return None
     else:
         return None
     return text if len(text) <= MAX_FACT_CHARS else text[:MAX_FACT_CHARS] + " ..."
 
 
-def _facts(details: dict, skip: set[str]) -> list[tuple[str, str]]:
-    """Scalar entries (and short lists, and dicts of them one level down) as text."""
+def _facts(details: dict, skip: set[str], said: str) -> list[tuple[str, str]]:
+    """Scalar entries (and short lists, and dicts of them one level down) as labelled
+    values; a note the check's message already says is not said twice."""
     rows = []
     for key, value in details.items():
-        if key in skip:
+        key = str(key)
+        if key in skip or value is None:
+            continue
+        if key == "notes" and isinstance(value, list):
+            rows += [(label(key), str(n)[:MAX_FACT_CHARS]) for n in value
+                     if isinstance(n, str) and n and n not in said]
+            continue
+        if key == "note" and isinstance(value, str) and (value in said or value in str(details.get("notes"))):
             continue
         if isinstance(value, dict):
             for sub, inner in value.items():
-                text = _fact(inner)
+                text = None if inner is None else _value(str(sub), inner)
                 if text is not None:
-                    rows.append((f"{key}.{sub}", text))
+                    rows.append((f"{label(key)}: {sub}", text))
             continue
-        text = _fact(value)
+        text = _value(key, value)
         if text is not None:
-            rows.append((str(key), text))
+            rows.append((label(key), text))
     return rows
 
 
@@ -169,9 +232,13 @@ def _gradients(details: dict, passed: bool) -> list[GradientRow]:
         errors = _ERRORS.validate_python(details.get("relative_errors"))
     except ValidationError:
         return []
+    try:
+        own = _ERRORS.validate_python(details.get("own_forward_relative_errors"))
+    except ValidationError:
+        own = {}
     tol = next((details[k] for k in ("tolerance", "rtol") if isinstance(details.get(k), (int, float))),
                DEFAULT_TOLERANCES.grad_rtol)
-    return [GradientRow(name, err, not passed and not err <= tol) for name, err in errors.items()]
+    return [GradientRow(name, err, not passed and not err <= tol, own.get(name)) for name, err in errors.items()]
 
 
 def check_view(check: CheckResult, student_view: bool) -> CheckView:
@@ -189,7 +256,9 @@ def check_view(check: CheckResult, student_view: bool) -> CheckView:
         view.gradients = _gradients(details, check.passed)
         if view.gradients:
             known.add("relative_errors")
-    view.facts = _facts(details, known)
+            if view.has_own_errors:
+                known.add("own_forward_relative_errors")
+    view.facts = _facts(details, known, check.message)
     return view
 
 
