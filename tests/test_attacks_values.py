@@ -286,8 +286,8 @@ def test_the_lookup_table_does_score_in_the_kits_self_check(attacks):
     """The kit's own `grade` (recorded values, fixed inputs) on the same files: the table
     answers there, so it is a working table that grading turns into zeros."""
     out = attacks["work"] / "kit-out"
-    run = subprocess.run([sys.executable, "-m", "grader", str(attacks["class"]), "-a", "cnn", "--only", "lookup",
-                          "zeros", "--out", str(out), "-q"], cwd=attacks["kit"], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "grader", str(attacks["class"]), "-a", "cnn", "--only", "lookup,zeros",
+                          "--out", str(out), "-q"], cwd=attacks["kit"], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
     in_kit = json.loads((out / "results.json").read_text())
@@ -350,7 +350,7 @@ def seeded_runs(tmp_path_factory):
     for label, seed in (("a", ["--seed", "123"]), ("b", ["--seed", "123"]), ("c", ["--seed", "58119904417"]),
                         ("secret", [])):
         out = work / label
-        assert main([str(SUBMISSIONS / "cnn_variants"), "-a", "cnn", "--only", *SOME, "--out", str(out), "-q",
+        assert main([str(SUBMISSIONS / "cnn_variants"), "-a", "cnn", "--only", ",".join(SOME), "--out", str(out), "-q",
                      "--sandbox", "none", "--gradescope", *seed]) == 0
         runs[label] = out
     return runs
@@ -362,7 +362,7 @@ def test_a_seed_reproduces_a_run_and_results_json_records_it(seeded_runs, tmp_pa
     secret = json.loads((seeded_runs["secret"] / "results.json").read_text())["seed"]
     assert isinstance(secret, int) and secret >= 0
     again = tmp_path / "again"
-    assert main([str(SUBMISSIONS / "cnn_variants"), "-a", "cnn", "--only", *SOME, "--out", str(again), "-q",
+    assert main([str(SUBMISSIONS / "cnn_variants"), "-a", "cnn", "--only", ",".join(SOME), "--out", str(again), "-q",
                  "--sandbox", "none", "--seed", str(secret)]) == 0
     assert _verdicts(again) == _verdicts(seeded_runs["secret"])
 
