@@ -53,7 +53,7 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
     import numpy as np
 
     start = time.perf_counter()
-    passed, message, codes, details = False, "", [], {}
+    passed, message, codes, details, where = False, "", [], {}, None
     rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
     active = ACTIVE_ORACLE.set(oracle)  # @kit_recorded models answer through it
     try:
@@ -64,14 +64,15 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
             details, message = returned, str(returned.get("note", ""))
     except CheckFailed as failure:
         message, codes, details = failure.message, failure.diagnoses, failure.details
+        where = _where_of(failure)  # a check that expected another exception says which
     except StudentCallError as failure:
-        message, codes = failure.message, [failure.code]
+        message, codes, where = failure.message, [failure.code], _where_of(failure)
     except OracleMissing as failure:  # the kit lacks an answer: never the student's fault
         message, codes = str(failure), [NOT_RECORDED]
     except SandboxUnavailable:
         raise  # the helper failed: this attempt at the submission is void
     except StudentRaised as failure:
-        message = failure.message
+        message, where = failure.message, failure.where
         if failure.type_name == "NotImplementedError":
             message = f"{failure.function} is not implemented yet"
     except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
@@ -82,8 +83,17 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
         id=check.id, function=check.function, kind=check.kind, visibility=check.visibility,
         passed=passed, score=check.points if passed else 0.0, max_score=check.points,
         message=message[:2000], diagnoses=sorted(set(codes)), description=check.description,
-        details=details, seconds=round(time.perf_counter() - start, 4),
+        details=details, seconds=round(time.perf_counter() - start, 4), where=where,
     )
+
+
+def _where_of(failure: BaseException):
+    """The Where of a failed call behind `failure`: its own, or that of the call failure
+    it was raised from or while handling (a backward whose forward failed)."""
+    for exc in (failure, failure.__cause__, failure.__context__):
+        if isinstance(exc, (StudentCallError, StudentRaised)) and exc.where is not None:
+            return exc.where
+    return None
 
 
 def error_result(sub: Submission, assignment: Assignment, code: str, message: str) -> SubmissionResult:
