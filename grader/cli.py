@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="the seed every check draws its inputs from (results.json records each run's); "
                         "left out, a secret one is drawn (the student kit always uses its fixed inputs)")
+    parser.add_argument("--check", metavar="ID",
+                        help="run one public check (e.g. conv2d_forward.random_values) on one submission and "
+                        "print its result; nothing is written. A failed check's page shows the command")
+    parser.add_argument("--show", action="store_true",
+                        help="with --check: also print every call it made, its inputs, what came back and "
+                        "the expected values, as numbers")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")
@@ -160,6 +166,8 @@ def grade(args) -> int:
     _positive(args.memory, "--memory")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
+    if args.show and args.check is None:
+        raise UsageError("--show goes with --check ID: it prints what that check's calls received and returned")
     assignments = available()
     if args.course is not None:
         assignments = {**assignments, **_course(args)}
@@ -266,6 +274,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         subs = [s for s in subs if s.student in set(args.only)]
     for sub in subs:
         choose_main(sub, assignment.file_name, assignment.functions)
+    if args.check is not None:
+        from grader.reproduce import reproduce
+
+        return reproduce(args, subs, assignment, config, in_kit, path)
 
     try:
         sandbox, warning = resolve_sandbox(args.sandbox)

@@ -37,6 +37,9 @@ class RunOptions:
     hide: list[Path] = field(default_factory=list)
     seed: int | None = None  # the run's seed: every check's inputs come from it (None: fixed per check)
     config: SandboxConfig | None = None  # computed once per run from the fields above
+    checks: tuple[str, ...] = ()  # run only these checks (grade --check); empty: all of them
+    # (student, oracle, fixtures) -> the same, watched (grade --check --show records the calls)
+    observe: Callable | None = None
 
 
 def sandbox_config(options: RunOptions, assignment: Assignment) -> SandboxConfig:
@@ -187,8 +190,10 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
         report = session.start()
         student = assignment.student(session.call, session)
         fixtures = assignment.course_fixtures(session.call, session)
+        if options.observe is not None:
+            student, oracle, fixtures = options.observe(student, oracle, fixtures)
         checks = [run_check(c, student, oracle, options.tolerances, options.seed, fixtures)
-                  for c in assignment.checks]
+                  for c in assignment.checks if not options.checks or c.id in options.checks]
     finally:
         session.close()
         slot.cleanup(workdir)

@@ -52,7 +52,8 @@ def describe_value(value, depth: int = 0) -> str:
     if isinstance(value, (int, np.integer)):
         return cut(str(int(value)), MAX_SCALAR_CHARS)
     if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6g}"
+        text = f"{float(value):.6g}"
+        return text + ".0" if text.lstrip("-").isdigit() else text  # 3.0, not the int 3
     if isinstance(value, str):
         return cut(repr(value), MAX_SCALAR_CHARS)
     if isinstance(value, Handle):
@@ -115,6 +116,8 @@ def _context(code: Code, lines: list[str], line: int) -> list[SourceLine]:
             last = min(last, later[0] - 1) if later else last
             offset = first - 1
     lo, hi = max(first, line - CONTEXT), min(last, line + CONTEXT)
+    while hi > line and not lines[hi - 1].strip():  # the blank lines that join notebook cells
+        hi -= 1
     return [SourceLine(number=n - offset, text=lines[n - 1][:MAX_SOURCE_LINE_CHARS + 1].rstrip(),
                        current=n == line) for n in range(lo, hi + 1)]
 

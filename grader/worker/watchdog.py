@@ -50,7 +50,10 @@ def traceback_frames(tb, filename: str) -> list[dict]:
 
 class Watchdog:
     """`start(call_id, after)` before a call, `finish()` before its reply is sent (with
-    `lock` held); `send(header)` sends a frame to the grader (called with `lock` held)."""
+    `lock` held); `send(header)` sends a frame to the grader (called with `lock` held).
+
+    A call costs setting two fields under a lock: the thread is woken only when it would
+    otherwise sleep past the new call's moment (it was idle), not for every call."""
 
     def __init__(self, send, filename: str):
         self._send = send
@@ -58,18 +61,21 @@ class Watchdog:
         self.lock = threading.Lock()  # every frame to the grader is sent holding it
         self._wake = threading.Condition()
         self._due: tuple[object, float] | None = None  # (call id, when to report)
+        self._until: float | None = None  # when the thread wakes by itself (None: never)
         self._running = None  # the call under way, until its reply is sent
         self._main = threading.main_thread().ident
         self._thread: threading.Thread | None = None
 
     def start(self, call_id, after: float) -> None:
+        at = time.monotonic() + max(0.0, after)
         with self._wake:
             self._running = call_id
-            self._due = (call_id, time.monotonic() + max(0.0, after))
+            self._due = (call_id, at)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="nngrade-watchdog", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif self._until is None or at < self._until:
+                self._wake.notify()
 
     def finish(self) -> None:
         """The call returned: nothing more to report about it. Call with `lock` held, so
@@ -81,16 +87,15 @@ class Watchdog:
     def _watch(self) -> None:
         while True:
             with self._wake:
-                while self._due is None:
-                    self._wake.wait()
-                call_id, at = self._due
-                left = at - time.monotonic()
-                if left > 0:
-                    self._wake.wait(left)
-                    continue
-                self._due = None  # one report per call
+                while True:
+                    due, now = self._due, time.monotonic()
+                    if due is not None and due[1] <= now:
+                        self._due = None  # one report per call
+                        break
+                    self._until = None if due is None else due[1]
+                    self._wake.wait(None if due is None else due[1] - now)
             try:
-                self._report(call_id)
+                self._report(due[0])
             except Exception:  # noqa: BLE001 - a report is a courtesy; the limit holds without it
                 pass
 
