@@ -76,8 +76,8 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
         raise  # the helper failed: this attempt at the submission is void
     except StudentRaised as failure:
         message, where = failure.message, failure.where
-        if failure.type_name == "NotImplementedError":
-            message = f"{failure.function} is not implemented yet"
+        if failure.type_name == "NotImplementedError":  # the template's stub: nothing to locate
+            message, where = f"{failure.function} is not implemented yet", None
     except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
         message, codes = f"the grader failed in this check ({type(exc).__name__}: {exc})", [INTERNAL_ERROR]
     finally:
