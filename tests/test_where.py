@@ -297,3 +297,49 @@ def test_check_refuses_hidden_checks_and_names_the_public_ones(tmp_path, capsys)
     assert main([str(FLIPPED), "--show"]) == 2
     assert main([str(HERE / "submissions" / "cnn_variants"), "--check", "conv2d_forward.random_values"]) == 2
     assert "one submission" in capsys.readouterr().err
+
+
+FORGER = '''import gc
+import sys
+import time
+
+import numpy as np
+
+serve = sys.modules.get("_nngrade_serve")
+if serve is not None:  # labels for the arguments: long, not names
+    serve._parameters = lambda fn: ["<b>x</b>" * 20] * 100
+
+
+def scale(x, k):
+    worker = next(o for o in gc.get_objects() if type(o).__name__ == "Worker")
+    forged = [{"line": 10 ** 9, "function": "f"}, {"line": 2, "function": "<script>alert(1)</script>" * 40},
+              {"line": -1, "function": None}] * 300
+    while True:  # the last report before it is stopped is always a forged one
+        worker._send_report({"id": worker.watchdog._running, "interim": True, "where": forged})
+        time.sleep(0.05)
+
+
+def relu_forward(x):
+    return np.maximum(x, 0)
+
+
+def total(x):
+    return float(x.sum())
+'''
+
+
+def test_a_forged_location_is_checked_bounded_and_escaped(tmp_path, monkeypatch):
+    monkeypatch.setattr(grader.assignment, "available", lambda: {"toy": TOY})
+    sub = tmp_path / "toy.py"
+    sub.write_text(FORGER)
+    out = tmp_path / "out"
+    assert main([str(sub), "-a", "toy", "--out", str(out), "--sandbox", "none", "--timeout", "1.5", "-q"]) == 0
+    checks = checks_of(out)
+    where = checks["scale.scale_values"]["where"]
+    assert "submission.timeout" in checks["scale.scale_values"]["diagnoses"]
+    assert where["call"] == "scale(float64 (3, 4), 3.0)"  # the forged labels were refused
+    assert [(f["line"], len(f["function"])) for f in where["frames"]] == [(2, 100)]  # only a line of the file
+    assert where["frames"][0]["lines"][1] == {"number": 2, "text": "import sys", "current": True}
+    page = (out / "toy.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+    assert checks["relu_forward.relu_values"]["passed"]
