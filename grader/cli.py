@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grade only shard K of N (K from 1; by a hash of the student id, so adding "
                         "students moves no one else); needs --seed, the same for every shard; join the "
                         "shards' folders with `grade merge`")
+    parser.add_argument("--check", metavar="ID",
+                        help="run one public check (e.g. conv2d_forward.random_values) on one submission and "
+                        "print its result; nothing is written. A failed check's page shows the command")
+    parser.add_argument("--show", action="store_true",
+                        help="with --check: also print every call it made, its inputs, what came back and "
+                        "the expected values, as numbers")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     parser.add_argument("--gradescope", action="store_true",
                         help="also write Gradescope's results.json per student to DIR/gradescope/")
@@ -246,6 +252,8 @@ def grade(args) -> int:
         if args.seed is None:
             # Each run draws its own secret seed: shards must be told one to agree on.
             raise UsageError("--shard needs --seed: every shard of a class must grade on the same inputs")
+    if args.show and args.check is None:
+        raise UsageError("--show goes with --check ID: it prints what that check's calls received and returned")
     assignments = available()
     if args.course is not None:
         assignments = {**assignments, **_course(args)}
@@ -359,6 +367,10 @@ def _grade_path(args, path: Path, assignments: dict, warnings: list[str], in_kit
         subs, shard = select(subs, *args.shard)
     for sub in subs:
         choose_main(sub, assignment.file_name, assignment.functions)
+    if args.check is not None:
+        from grader.reproduce import reproduce
+
+        return reproduce(args, subs, assignment, config, in_kit, path)
 
     try:
         sandbox, warning = resolve_sandbox(args.sandbox)

@@ -65,6 +65,80 @@ class CleanText(BaseModel):
                 for key, value in data.items()}
 
 
+# Where a student's function failed (grader/where.py builds it): small by construction,
+# and bounded here too, so that no record, however made, can make a page large.
+MAX_FRAMES = 3  # the innermost frames in the student's file
+MAX_SOURCE_LINES = 7  # around each frame's line
+MAX_SOURCE_LINE_CHARS = 200
+MAX_CALL_CHARS = 500
+
+
+def _bounded_list(value, limit: int):
+    return value[:limit] if isinstance(value, list) else value
+
+
+class SourceLine(CleanText):
+    """One line of the student's own code, numbered as the student sees it (in its
+    notebook cell, for a notebook)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: int
+    text: str
+    current: bool = False  # the line that raised or was running
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("text"), str):
+            data = {**data, "text": cut(data["text"], MAX_SOURCE_LINE_CHARS)}
+        return data
+
+
+class Frame(CleanText):
+    """One frame of the student's code: its function, where it is, the lines around it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    function: str
+    line: int  # in the graded text (a notebook's cells joined)
+    place: str  # "line 12", or "cell 3, line 2"
+    lines: list[SourceLine] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, data):
+        if isinstance(data, dict):
+            data = {**data, "lines": _bounded_list(data.get("lines", []), MAX_SOURCE_LINES)}
+            if isinstance(data.get("function"), str):
+                data["function"] = cut(data["function"], MAX_NAME_CHARS)
+            if isinstance(data.get("place"), str):
+                data["place"] = cut(data["place"], MAX_NAME_CHARS)
+        return data
+
+
+class Where(CleanText):
+    """Where and on what a student's function failed: the call (its arguments' shapes
+    and dtypes, its scalar options) and the innermost frames in the student's file,
+    innermost first. `stopped`: it was stopped at its time limit, and the frames are
+    where it was running then."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: str = ""
+    frames: list[Frame] = Field(default_factory=list)
+    stopped: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, data):
+        if isinstance(data, dict):
+            data = {**data, "frames": _bounded_list(data.get("frames", []), MAX_FRAMES)}
+            if isinstance(data.get("call"), str):
+                data["call"] = cut(data["call"], MAX_CALL_CHARS)
+        return data
+
+
 Kind = Literal["shape", "numeric", "gradient", "behavior", "performance"]
 Visibility = Literal["public", "hidden"]
 
@@ -85,6 +159,7 @@ class CheckResult(CleanText):
     description: str = ""
     details: dict = Field(default_factory=dict)
     seconds: float = 0.0
+    where: Where | None = None  # a call that raised or ran past its limit: where and on what
 
 
 class LmsIdentity(CleanText):

@@ -11,6 +11,15 @@ Two time limits: each call has `Limits.call_timeout`, and all of a submission's 
 `grader.workers.DEFAULT_BUDGET`). A call is never given more than what is left of the
 budget; once it is used up, every later call fails at once with `submission.timeout`
 and a message saying that the budget, not the call's own limit, ran out.
+
+A function that ran past its limit once is still called by later checks (a
+convolution that hangs only for stride 2 still earns its stride-1 checks), each call
+with RETRY_TIMEOUT seconds at most; after MAX_TIMEOUTS_IN_A_ROW timeouts with no call
+of it answering in between, it is not called again.
+
+A call that raises or runs out of time carries a `Where` (grader.where): the call, and
+the innermost frames in the student's file (before the worker is killed, its watchdog
+reports where the code was running).
 """
 
 from __future__ import annotations
@@ -28,38 +37,53 @@ from grader.sandbox import (
     WorkerProtocolError,
     WorkerTimedOut,
 )
-from grader.models import MAX_NAME_CHARS, cut
+from grader import where as where_
+from grader.models import MAX_NAME_CHARS, Where, cut
 from grader.source import Code
 from grader.worker import codec
 
-# After this many timeouts of one function, its later calls fail at once: a
-# function that hangs must not cost the whole class's run minutes.
-MAX_TIMEOUTS_PER_FUNCTION = 1
+# A function that ran past Limits.call_timeout is still called by later checks, each
+# call with at most this many seconds: a correct call of the cnn and rnn checks takes
+# milliseconds (the slowest correct submission makes ~180 calls in 0.35 s), so this is
+# room enough for a call that does not hang, and cheap for one that does.
+RETRY_TIMEOUT = 2.0
+# After this many timeouts of one function in a row (the first at the full limit), its
+# later calls fail at once: a function that always hangs costs 10 + 2 + 2 s, not the
+# submission's whole time budget.
+MAX_TIMEOUTS_IN_A_ROW = 3
+# The worker's watchdog reports where the code was this long before the call's limit
+# (at most a fifth of the limit).
+REPORT_MARGIN = 0.5
 
 
 class StudentCallError(Exception):
-    """A call produced no usable value; `code` is the diagnosis."""
+    """A call produced no usable value; `code` is the diagnosis. `where`: the call, and
+    where the student's code was (a timeout), when known."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, where: Where | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.where = where
 
 
 class StudentRaised(Exception):
-    """The student's function raised; `type_name` is the exception's class name."""
+    """The student's function raised; `type_name` is the exception's class name.
+    `location`: its line ("line 12", "cell 3, line 2"); `where`: the call and the
+    frames, when known."""
 
-    def __init__(self, function: str, type_name: str, message: str, where: str,
-                 type_names: tuple[str, ...] = ()):
+    def __init__(self, function: str, type_name: str, message: str, location: str,
+                 type_names: tuple[str, ...] = (), where: Where | None = None):
         text = f"{function} raised {type_name}" + (f": {message}" if message else "")
-        if where:
-            text += f" ({where})"
+        if location:
+            text += f" ({location})"
         super().__init__(text)
         self.function = function
         self.type_name = type_name
         # The class and its bases, so that a ValueError subclass counts as a ValueError.
         self.type_names = tuple(type_names) or (type_name,)
         self.message = text
+        self.where = where
 
 
 @dataclass
@@ -91,7 +115,9 @@ class StudentSession:
         self.worker: WorkerProcess | None = None
         self.report = LoadReport()
         self.blocked_imports: set[str] = set()
-        self.timeouts: dict[str, int] = {}
+        self.timeouts: dict[str, int] = {}  # per function: timeouts since it last answered
+        self.timed_out: set[str] = set()  # functions that ever ran past call_timeout
+        self.params: dict[str, list[str]] = {}  # the student's parameter names, to label a call
         self.last_mutated: list = []
         self.last_seconds: float | None = None
         self.calls = 0
@@ -103,7 +129,7 @@ class StudentSession:
     def _left(self) -> float:
         return self.limits.budget - self.used
 
-    def _out_of_budget(self, function: str, stopped: bool) -> StudentCallError:
+    def _out_of_budget(self, function: str, stopped: bool, where: Where | None = None) -> StudentCallError:
         what = (f"{function} was stopped: the submission's time budget of {self.limits.budget:g} s ran out "
                 "during this call" if stopped else
                 f"{function} was not called: the submission had used up its time budget of "
@@ -113,7 +139,7 @@ class StudentSession:
                 f"Its time budget of {self.limits.budget:g} s (the time all of its calls may take together) "
                 f"ran out after {self.calls} call(s): the checks after that were not run (submission.timeout).")
         return StudentCallError("submission.timeout", f"{what} (the time all of its calls may take together; "
-                                f"each call may also take {self.limits.call_timeout:g} s at most)")
+                                f"each call may also take {self.limits.call_timeout:g} s at most)", where)
 
     # -------------------------------------------------------------- loading
     def start(self) -> LoadReport:
@@ -169,6 +195,8 @@ class StudentSession:
         if reply.get("ok") is True and isinstance(reply.get("functions"), dict):
             self.report.functions = {str(k): str(v) for k, v in reply["functions"].items()
                                      if k in self.functions}
+            params = reply.get("params") if isinstance(reply.get("params"), dict) else {}
+            self.params = {name: where_.parameter_names(params.get(name)) for name in self.functions}
             if mode == "definitions":
                 self._note_skipped(reply.get("skipped"))  # only noted on the first load
             return None
@@ -193,10 +221,11 @@ class StudentSession:
             what = "is not defined" if status == "missing" else "is defined but is not a function"
             raise StudentCallError("submission.missing_function",
                                    f"{function} {what} in {self.code.display_name}")
-        if self.timeouts.get(function, 0) >= MAX_TIMEOUTS_PER_FUNCTION:
+        if self.timeouts.get(function, 0) >= MAX_TIMEOUTS_IN_A_ROW:
             raise StudentCallError("submission.timeout",
-                                   f"{function} was not called again: it ran past "
-                                   f"{self.limits.call_timeout:g} s on earlier checks")
+                                   f"{function} was not called again: its last {MAX_TIMEOUTS_IN_A_ROW} calls "
+                                   f"ran past their time limit ({self.limits.call_timeout:g} s, then "
+                                   f"{self._retry_limit():g} s each)")
         if self._left() <= 0:
             raise self._out_of_budget(function, stopped=False)
         if self.worker is None or self.worker.dead:
@@ -212,19 +241,30 @@ class StudentSession:
         except codec.CodecError as exc:  # a bug in a check, not the student's
             raise RuntimeError(f"check passed a value that cannot be sent: {exc}") from exc
         tree_args, tree_kwargs = tree["tuple"]
-        header = {"op": "call", "fn": function, "args": tree_args, "kwargs": tree_kwargs,
-                  "cpu_seconds": self.limits.call_timeout, "keep": list(keep)}
-        self.calls += 1
+        limit = self._retry_limit() if function in self.timed_out else self.limits.call_timeout
         left = self._left()
+        timeout = min(limit, left)
+        header = {"op": "call", "fn": function, "args": tree_args, "kwargs": tree_kwargs,
+                  "cpu_seconds": limit, "keep": list(keep),
+                  "report_after": max(0.0, timeout - min(REPORT_MARGIN, timeout / 5))}
+        self.calls += 1
         started = time.monotonic()
         try:
-            reply, out = self.worker.request(header, buffers, min(self.limits.call_timeout, left))
-        except WorkerTimedOut:
-            if left < self.limits.call_timeout:
-                raise self._out_of_budget(function, stopped=True) from None
+            reply, out = self.worker.request(header, buffers, timeout)
+        except WorkerTimedOut as stopped:
+            at = self._where(function, args, kwargs, stopped.report, stopped=True)
+            if left < limit:
+                raise self._out_of_budget(function, stopped=True, where=at) from None
             self.timeouts[function] = self.timeouts.get(function, 0) + 1
-            raise StudentCallError("submission.timeout",
-                                   f"{function} ran past the {self.limits.call_timeout:g} s limit") from None
+            running = f"; it was running {at.frames[0].place}" if at.frames else ""
+            if function not in self.timed_out:
+                self.timed_out.add(function)
+                what = f"the {limit:g} s limit"
+            elif limit < self.limits.call_timeout:
+                what = f"{limit:g} s, the limit of its calls after one ran past {self.limits.call_timeout:g} s"
+            else:
+                what = f"the {limit:g} s limit again"
+            raise StudentCallError("submission.timeout", f"{function} ran past {what}{running}", at) from None
         except WorkerDied as exc:
             self.worker_deaths.append(f"{function}: {exc}")
             raise StudentCallError("submission.crashed", f"{function}: {exc}") from None
@@ -233,6 +273,7 @@ class StudentSession:
         finally:
             self.used += time.monotonic() - started
         self._note_blocked(reply)
+        self.timeouts.pop(function, None)  # it answered: only timeouts in a row stop its calls
         if reply.get("ok") is True:
             try:
                 value = codec.decode(reply.get("value"), out)
@@ -243,9 +284,15 @@ class StudentSession:
             seconds = reply.get("seconds")
             self.last_seconds = float(seconds) if type(seconds) in (int, float) else None
             return value
-        return self._failure(function, reply)
+        return self._failure(function, reply, args, kwargs)
 
-    def _failure(self, function: str, reply: dict):
+    def _retry_limit(self) -> float:
+        return min(RETRY_TIMEOUT, self.limits.call_timeout)
+
+    def _where(self, function: str, args: tuple, kwargs: dict, reported, stopped: bool = False) -> Where:
+        return where_.where(function, args, kwargs, self.code, reported, self.params.get(function, []), stopped)
+
+    def _failure(self, function: str, reply: dict, args: tuple = (), kwargs: dict | None = None):
         kind = reply.get("kind")
         message = str(reply.get("message", ""))[:500]
         if kind == "memory":
@@ -264,7 +311,7 @@ class StudentSession:
             bases = reply.get("bases")
             bases = tuple(cut(str(b), MAX_NAME_CHARS) for b in bases[:20]) if isinstance(bases, list) else ()
             raise StudentRaised(function, cut(str(reply.get("type", "an exception")), MAX_NAME_CHARS), message,
-                                self.code.where(line), bases)
+                                self.code.where(line), bases, self._where(function, args, kwargs or {}, reply))
         self._kill()
         raise StudentCallError("submission.crashed", f"{function}: the worker sent an invalid reply")
 

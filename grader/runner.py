@@ -37,6 +37,9 @@ class RunOptions:
     hide: list[Path] = field(default_factory=list)
     seed: int | None = None  # the run's seed: every check's inputs come from it (None: fixed per check)
     config: SandboxConfig | None = None  # computed once per run from the fields above
+    checks: tuple[str, ...] = ()  # run only these checks (grade --check); empty: all of them
+    # (student, oracle, fixtures) -> the same, watched (grade --check --show records the calls)
+    observe: Callable | None = None
 
 
 def sandbox_config(options: RunOptions, assignment: Assignment) -> SandboxConfig:
@@ -53,7 +56,7 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
     import numpy as np
 
     start = time.perf_counter()
-    passed, message, codes, details = False, "", [], {}
+    passed, message, codes, details, where = False, "", [], {}, None
     rng = np.random.default_rng(check.seed if seed is None else [seed, check.seed])
     active = ACTIVE_ORACLE.set(oracle)  # @kit_recorded models answer through it
     try:
@@ -64,16 +67,17 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
             details, message = returned, str(returned.get("note", ""))
     except CheckFailed as failure:
         message, codes, details = failure.message, failure.diagnoses, failure.details
+        where = _where_of(failure)  # a check that expected another exception says which
     except StudentCallError as failure:
-        message, codes = failure.message, [failure.code]
+        message, codes, where = failure.message, [failure.code], _where_of(failure)
     except OracleMissing as failure:  # the kit lacks an answer: never the student's fault
         message, codes = str(failure), [NOT_RECORDED]
     except SandboxUnavailable:
         raise  # the helper failed: this attempt at the submission is void
     except StudentRaised as failure:
-        message = failure.message
-        if failure.type_name == "NotImplementedError":
-            message = f"{failure.function} is not implemented yet"
+        message, where = failure.message, failure.where
+        if failure.type_name == "NotImplementedError":  # the template's stub: nothing to locate
+            message, where = f"{failure.function} is not implemented yet", None
     except Exception as exc:  # noqa: BLE001 - a bug in a check must not stop the run
         message, codes = f"the grader failed in this check ({type(exc).__name__}: {exc})", [INTERNAL_ERROR]
     finally:
@@ -82,8 +86,17 @@ def run_check(check: Check, student, oracle, tolerances: Tolerances, seed: int |
         id=check.id, function=check.function, kind=check.kind, visibility=check.visibility,
         passed=passed, score=check.points if passed else 0.0, max_score=check.points,
         message=message[:2000], diagnoses=sorted(set(codes)), description=check.description,
-        details=details, seconds=round(time.perf_counter() - start, 4),
+        details=details, seconds=round(time.perf_counter() - start, 4), where=where,
     )
+
+
+def _where_of(failure: BaseException):
+    """The Where of a failed call behind `failure`: its own, or that of the call failure
+    it was raised from or while handling (a backward whose forward failed)."""
+    for exc in (failure, failure.__cause__, failure.__context__):
+        if isinstance(exc, (StudentCallError, StudentRaised)) and exc.where is not None:
+            return exc.where
+    return None
 
 
 def error_result(sub: Submission, assignment: Assignment, code: str, message: str) -> SubmissionResult:
@@ -178,8 +191,10 @@ def _grade_once(sub: Submission, assignment: Assignment, slot: Slot, oracle, opt
         report = session.start()
         student = assignment.student(session.call, session)
         fixtures = assignment.course_fixtures(session.call, session)
+        if options.observe is not None:
+            student, oracle, fixtures = options.observe(student, oracle, fixtures)
         checks = [run_check(c, student, oracle, options.tolerances, options.seed, fixtures)
-                  for c in assignment.checks]
+                  for c in assignment.checks if not options.checks or c.id in options.checks]
     finally:
         session.close()
         slot.cleanup(workdir)

@@ -68,6 +68,7 @@ class Code:
     functions: set[str] = field(default_factory=set)  # top-level functions and assigned names
     imports: list[tuple[str, int]] = field(default_factory=list)  # every module imported, first line
     definitions: str = ""  # the definitions-only reduction of `text`
+    _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     def where(self, line: int | None) -> str:
         """'line 12' for .py files, 'cell 3, line 2' for notebooks."""
@@ -75,6 +76,13 @@ class Code:
 
     def definitions_only(self) -> str:
         return self.definitions
+
+    def lines(self) -> list[str]:
+        """The text's lines, numbered as Python numbers them (from 1 at index 0); split
+        once, when a failure first asks for them."""
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
 
 
 def module_name_for(path: Path) -> str:

@@ -42,7 +42,18 @@ class WorkerDied(Exception):
 
 
 class WorkerTimedOut(Exception):
-    pass
+    """The request ran past its time. `report`: the last report the worker sent about it
+    before it was killed (its watchdog's: where the code was), untrusted, or None."""
+
+    def __init__(self, report: dict | None = None):
+        super().__init__("timed out")
+        self.report = report
+
+
+def _is_report(reply: dict, request_id: int) -> bool:
+    """A frame about the request under way that does not answer it (see
+    grader.worker.watchdog): kept, the last one only, for a timeout to carry."""
+    return reply.get("id") == request_id and reply.get("interim") is True
 
 
 class WorkerProtocolError(Exception):
@@ -253,19 +264,22 @@ class WorkerProcess:
         header = {**header, "id": self._next_id}
         deadline = time.monotonic() + timeout
         received = 0
+        report = None
         try:
             codec.send_message(self.sock, header, buffers)
             while True:
                 reply, out, size = codec.recv_reply(self.sock, deadline, codec.MAX_CALL_BYTES - received)
                 received += size
-                if reply.get("id") == self._next_id:
+                if _is_report(reply, self._next_id):
+                    report = reply
+                elif reply.get("id") == self._next_id:
                     return reply, out
-                # A stale or forged frame: it cannot answer this request, but its bytes
-                # count. Dropped before the next one is read.
+                # A report, or a stale or forged frame: it does not answer this request, but
+                # its bytes count. Dropped before the next one is read.
                 del reply, out
         except codec.FrameTimeout:
             self.kill()
-            raise WorkerTimedOut() from None
+            raise WorkerTimedOut(report) from None
         except (codec.PeerClosed, BrokenPipeError, ConnectionResetError):
             status = self.zygote.request({"op": "status", "pid": self.pid, "wait": 1.0})["status"]
             self.kill()
@@ -360,6 +374,7 @@ class SpawnedWorker:
         header = {**header, "id": self._next_id}
         deadline = time.monotonic() + timeout
         received = 0
+        report = None
         try:
             codec.send_message(self.channel, header, buffers)
         except OSError:
@@ -369,7 +384,7 @@ class SpawnedWorker:
                 item = self._next_frame(deadline, codec.MAX_CALL_BYTES - received)
             except queue.Empty:
                 self.kill()
-                raise WorkerTimedOut() from None
+                raise WorkerTimedOut(report) from None
             if isinstance(item, codec.CodecError):
                 self.kill()
                 raise protocol_error(item, received)
@@ -382,9 +397,11 @@ class SpawnedWorker:
                 raise WorkerDied({"signal": -code} if code is not None and code < 0 else {"exit": code})
             reply, out, size = item
             received += size
-            if reply.get("id") == self._next_id:
+            if _is_report(reply, self._next_id):
+                report = reply
+            elif reply.get("id") == self._next_id:
                 return reply, out
-            del item, reply, out  # a stale or forged frame: its bytes count, it is dropped
+            del item, reply, out  # a report, or a stale or forged frame: its bytes count, it is dropped
 
     def kill(self) -> None:
         if self.dead:

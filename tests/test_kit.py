@@ -207,3 +207,36 @@ def test_the_notebook_check_works_in_the_kit(kit, tmp_path):
     assert results["sandbox"] == "spawn" and results["seed"] is None  # the kit's run: recorded values
     checks = [c for c in results["submissions"][0]["checks"] if c["function"] == function]
     assert checks and all(c["passed"] for c in checks)
+
+
+FAILING = {"cnn": "cnn_variants/conv_flipped_kernel.py", "rnn": "rnn_variants/bptt_no_recurrence.py"}
+
+
+def test_the_pages_reproduction_runs_in_the_kit_with_the_recorded_values(kit, tmp_path):
+    """A failed public check's page shows `grade FILE --check ID --show` (no seed: the kit's
+    inputs are fixed); run in the kit, it prints the numbers the page shows."""
+    import html
+    import re
+    import shutil
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(VARIANTS / FAILING[kit["name"]], folder / kit["assignment"].file_name)
+    run = run_in_kit(kit, "-m", "grader", kit["assignment"].file_name, "--out", "out", "-q", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((folder / "out" / "results.json").read_text())["submissions"][0]
+    check = next(c for c in result["checks"] if not c["passed"] and "mismatch" in c["details"])
+    page = (folder / "out" / f"{Path(kit['assignment'].file_name).stem}.html").read_text()
+    entry = page[page.index(f"<h3>{check['id'].split('.', 1)[1]}</h3>"):]
+    entry = entry[:entry.index("</section>")]
+    command = html.unescape(re.search(r"<pre><code>(grade [^<]+)</code></pre>", entry).group(1))
+    assert command.endswith(f"--check {check['id']} --show") and "--seed" not in command
+    shown = run_in_kit(kit, "-m", "grader", *command.split()[1:], cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    assert "the kit's fixed inputs" in shown.stdout.splitlines()[0]
+    assert "expected (the reference, on the same inputs):" in shown.stdout
+    numbers = dict(re.findall(r"<dt>([^<]+)</dt><dd>(?:<code>)?([^<]+)", entry))
+    for label in ("first mismatch", "got", "expected"):
+        assert f"  {label}: {numbers[label]}\n" in shown.stdout, (label, shown.stdout[-1500:])
+    hidden = run_in_kit(kit, "-m", "grader", kit["assignment"].file_name, "--check", "no_such.check", cwd=folder)
+    assert hidden.returncode == 2 and hidden.stderr.count("\n") == 1

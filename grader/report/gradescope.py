@@ -94,7 +94,22 @@ def _test_output(v: view.CheckView) -> str:
         lines.append("Relative error per gradient: "
                      + ", ".join(f"{g.name} {_num(g.error)}{' (too large)' if g.above else ''}" for g in v.gradients))
     lines.extend(f"{key}: {value}" for key, value in v.facts)
+    lines.extend(_where_lines(c))
     return "\n".join(line for line in lines if line)
+
+
+def _where_lines(c) -> list[str]:
+    """The call and the student's lines where it failed (a hidden check never gets here)."""
+    w = c.where
+    if w is None or c.passed:
+        return []
+    lines = [("Stopped at its time limit during: " if w.stopped else "The call: ") + w.call]
+    for i, f in enumerate(w.frames):
+        lines.append(("It was running " if w.stopped else "It raised at ") + f"{f.place}, in {f.function}:"
+                     if i == 0 else f"called from {f.place}, in {f.function}:")
+        width = max(len(str(line.number)) for line in f.lines) if f.lines else 0
+        lines += [f"{'>' if line.current else ' '} {str(line.number).rjust(width)} | {line.text}" for line in f.lines]
+    return lines
 
 
 def _summary(run: RunResult, sub: SubmissionResult) -> str:

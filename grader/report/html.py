@@ -7,6 +7,8 @@ printed or named shows as text. What the pages show is worked out in
 
 from __future__ import annotations
 
+import math
+import shlex
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -30,6 +32,21 @@ _env = Environment(
 
 num = view.num  # points and errors without float noise: 2, 0.5, 1.48, 3.2e-09
 _env.filters["num"] = num
+
+
+def reproduction(run: RunResult, sub: SubmissionResult, check) -> str:
+    """The command that runs one public check again on this submission's file, with the
+    run's inputs, and prints its inputs, expected values and what came back (see
+    grader.reproduce). Run from the folder that was graded."""
+    source = sub.source if not sub.source.startswith("-") else "./" + sub.source
+    parts = ["grade", shlex.quote(source), "--assignment", shlex.quote(run.assignment),
+             "--check", shlex.quote(check.id), "--show"]
+    if run.seed is not None:
+        parts += ["--seed", str(run.seed)]
+    return " ".join(parts)
+
+
+_env.globals["reproduction"] = reproduction
 
 
 def page_name(student: str) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from grader.worker import codec, probe
 from grader.worker.handles import Kept
+from grader.worker.watchdog import MAX_NAME, Watchdog, traceback_frames
 
 if sys.platform.startswith("linux"):
     from grader.worker import confine, isolate
@@ -191,6 +192,8 @@ class Worker:
         self.finders = finders
         self.module: types.ModuleType | None = None
         self.kept = Kept()  # values a call was asked to keep (a layer's cache): only handles leave
+        self.filename = ""  # the name the student's code was compiled under: its frames carry it
+        self.watchdog: Watchdog | None = None
 
     # -- protocol ------------------------------------------------------------
     def serve_forever(self):
@@ -212,7 +215,15 @@ class Worker:
             # Bounded, so that a reply stays far inside the grader's limits (it shows 20).
             reply["blocked_imports"] = [name[:200] for finder in self.finders for name in finder.attempts][:20]
             _flush_std()
-            codec.send_message(self.sock, reply, out)
+            if self.watchdog is None:
+                codec.send_message(self.sock, reply, out)
+                continue
+            with self.watchdog.lock:  # no report about this call may follow its reply
+                self.watchdog.finish()
+                codec.send_message(self.sock, reply, out)
+
+    def _send_report(self, header: dict) -> None:
+        codec.send_message(self.sock, header)
 
     # -- load ----------------------------------------------------------------
     def load(self, header):
@@ -222,6 +233,7 @@ class Worker:
         module = types.ModuleType(header["module_name"])
         # Where the copy of the student's file really is, so that a data file beside it opens.
         module.__file__ = os.path.join(self.workdir, header["file_name"])
+        self.filename = header["display_name"]
         # Registered under the file's own name, so `import cnn_layers` from a helper works.
         sys.modules[header["module_name"]] = module
         skipped = []
@@ -245,11 +257,13 @@ class Worker:
         finally:
             _flush_std()
         self.module = module
-        found = {}
+        found, params = {}, {}
         for name in header["functions"]:
             obj = module.__dict__.get(name)
             found[name] = "missing" if obj is None else ("function" if callable(obj) else "not_callable")
-        return {"ok": True, "functions": found, "skipped": skipped[:20]}  # the grader notes 20
+            params[name] = _parameters(obj)
+        # the grader notes 20 skipped statements; parameter names only label a failed call
+        return {"ok": True, "functions": found, "skipped": skipped[:20], "params": params}
 
     # -- call ----------------------------------------------------------------
     def call(self, header, buffers):
@@ -267,6 +281,11 @@ class Worker:
             return {"ok": False, "kind": "bad_return", "message": str(exc)}, []
         before = [(key, value.copy()) for key, value in _arrays_in(args, kwargs)]
         _renew_cpu_budget(float(header.get("cpu_seconds", 10)))
+        report_after = header.get("report_after")
+        if type(report_after) in (int, float) and self.filename:
+            if self.watchdog is None:
+                self.watchdog = Watchdog(self._send_report, self.filename)
+            self.watchdog.start(header.get("id"), float(report_after))
         started = time.perf_counter()
         try:
             value = fn(*args, **kwargs)
@@ -275,7 +294,7 @@ class Worker:
         except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
             return {"ok": False, "kind": "exit", "message": f"{name} tried to exit ({type(exc).__name__})"}, []
         except BaseException as exc:  # noqa: BLE001
-            return {"ok": False, **describe_exception(exc, None)}, []
+            return {"ok": False, **describe_exception(exc, self.filename or None)}, []
         seconds = time.perf_counter() - started
         mutated = [key for key, copy in before if not _same(copy, _lookup(args, kwargs, key))]
         keep = header.get("keep")
@@ -302,7 +321,8 @@ class Worker:
 
 
 def describe_exception(exc: BaseException, display_name: str | None) -> dict:
-    """Type, message, the line in the student's file, and a short traceback."""
+    """Type, message, the line in the student's file, the innermost frames in that file
+    (`where`, innermost first), and a short traceback."""
     kind = "exit" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "raised"
     line = None
     if isinstance(exc, SyntaxError):
@@ -319,8 +339,18 @@ def describe_exception(exc: BaseException, display_name: str | None) -> dict:
         "bases": [c.__name__[:200] for c in type(exc).__mro__][:20],
         "message": message[:2000],
         "line": line,
+        "where": traceback_frames(exc.__traceback__, display_name) if display_name else [],
         "traceback": text[-4000:],
     }
+
+
+def _parameters(fn) -> list[str]:
+    """The positional parameter names of a plain function (to label its arguments on a
+    page); [] for anything else."""
+    if type(fn) is not types.FunctionType:  # no attribute of a student's object is looked up
+        return []
+    code = fn.__code__
+    return [name[:MAX_NAME] for name in code.co_varnames[:code.co_argcount]][:16]
 
 
 def _arrays_in(args, kwargs):
