@@ -37,6 +37,12 @@ BUGGY = {
     "conv_bias_grad_missing": ({"conv.bias_missing"}, "conv2d_backward"),
     "conv_padding_one_side": ({"conv.padding_wrong"}, "conv2d_forward"),
     "conv_padding_batch_axis": ({"conv.padding_wrong"}, "conv2d_forward"),
+    # x copied into the top-left corner of the padded array: all 2*pad zeros below and right.
+    "conv_padding_top_left_corner": ({"conv.padding_wrong"}, "conv2d_forward"),
+    "conv_padding_top_left_corner_backward": ({"conv.padding_wrong"}, "conv2d_backward"),
+    # np.pad(x, pad) pads the batch and channel axes too and raises for pad > 0.
+    "conv_padding_every_axis": ({"conv.padding_wrong"}, "conv2d_forward"),
+    "conv_padding_every_axis_backward": ({"conv.padding_wrong"}, "conv2d_backward"),
     "conv_stride_ignored": ({"conv.stride_ignored"}, "conv2d_forward"),
     "conv_output_size_no_plus_one": ({"conv.output_size_wrong"}, "conv_output_size"),
     "conv_output_size_no_floor": ({"conv.output_size_wrong"}, "conv_output_size"),
