@@ -58,6 +58,7 @@ BUGGY = {
     "softmax_min_shift": ({"softmax.min_shift"}, "softmax_cross_entropy"),
     "softmax_labels_shifted": ({"softmax.labels_shifted"}, "softmax_cross_entropy"),
     "softmax_not_averaged": ({"softmax.not_averaged"}, "softmax_cross_entropy"),
+    "softmax_epsilon_in_log": ({"softmax.epsilon_in_log"}, "softmax_cross_entropy"),
     "linear_transposed": ({"linear.weights_transposed"}, "linear_forward"),
     "linear_transposed_backward": ({"linear.weights_transposed"}, "linear_backward"),
     "relu_mutates_dy": ({"input.mutated"}, "relu_backward"),
@@ -68,7 +69,7 @@ CONTRACT_CODES = {
     "conv.flipped_kernel", "conv.bias_missing", "conv.padding_wrong", "conv.stride_ignored",
     "conv.output_size_wrong", "conv.grad_not_summed_over_batch", "pool.grad_to_all_elements",
     "pool.grad_duplicated_on_ties", "pool.grad_overwritten_on_overlap", "softmax.unstable",
-    "softmax.not_averaged", "linear.weights_transposed", "input.mutated",
+    "softmax.not_averaged", "softmax.epsilon_in_log", "linear.weights_transposed", "input.mutated",
 }
 POINTS = {"conv_output_size": 5, "conv2d_forward": 20, "conv2d_backward": 20, "maxpool_forward": 8,
           "maxpool_backward": 14, "relu_forward": 4, "relu_backward": 6, "linear_forward": 5,
@@ -190,3 +191,59 @@ def test_the_kit_answers_every_public_check_from_recorded_values():
         else:
             codes, _ = BUGGY[path.stem]
             assert set(summary(results)["diagnoses"]) <= codes, path.name
+
+
+# ------------------------------------------------------------------ small probabilities
+def _softmax(dtype, form: str, rows: bool, eps: float = 0.0):
+    """softmax_cross_entropy in `dtype`, the loss from the probabilities or from the
+    log-softmax, vectorised or one row at a time, optionally with `eps` inside the log."""
+    def one(z, label):
+        shifted = z - z.max()
+        e = np.exp(shifted)
+        p = e / e.sum()
+        loss = -np.log(p[label] + eps) if form == "probabilities" else np.log(e.sum()) - shifted[label]
+        dz = p.copy()
+        dz[label] -= 1
+        return loss, dz
+
+    def fn(z, labels):
+        z = np.asarray(z, dtype=dtype)
+        n = z.shape[0]
+        if rows:
+            parts = [one(z[i], labels[i]) for i in range(n)]
+            return dtype(sum(loss for loss, _ in parts) / n), np.stack([dz for _, dz in parts]) / dtype(n)
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        p = e / e.sum(axis=1, keepdims=True)
+        picked = np.arange(n), labels
+        loss = -np.log(p[picked] + eps) if form == "probabilities" else np.log(e.sum(axis=1)) - shifted[picked]
+        dz = p.copy()
+        dz[picked] -= 1
+        return dtype(loss.mean()), dz / dtype(n)
+    return fn
+
+
+def test_confidently_wrong_rows_fail_an_epsilon_in_the_log_and_no_correct_loss(oracle):
+    """Every correct loss passes (float32 and float64, from the probabilities or the
+    log-softmax, vectorised or by rows, on the kit's inputs and on three runs'); a 1e-7, 1e-8
+    or 1e-10 inside the log fails with softmax.epsilon_in_log; 1e-12 changes the loss by less
+    than the tolerance there and passes."""
+    from grader.compare import DEFAULT_TOLERANCES
+    from grader.runner import run_check
+
+    check = next(c for c in ASSIGNMENT.checks if c.id == "softmax_cross_entropy.confidently_wrong")
+
+    def run(fn, seed):
+        return run_check(check, InProcessStudent({"softmax_cross_entropy": fn}, FUNCTIONS), oracle,
+                         DEFAULT_TOLERANCES, seed)
+
+    for seed in (None, 1, 2, 3):
+        for dtype in (np.float32, np.float64):
+            for form in ("probabilities", "log-softmax"):
+                for rows in (False, True):
+                    result = run(_softmax(dtype, form, rows), seed)
+                    assert result.passed, (seed, dtype, form, rows, result.message)
+            for eps in (1e-7, 1e-8, 1e-10):
+                result = run(_softmax(dtype, "probabilities", False, eps), seed)
+                assert not result.passed and result.diagnoses == ["softmax.epsilon_in_log"], (seed, eps, result)
+            assert run(_softmax(dtype, "probabilities", True, 1e-12), seed).passed

@@ -76,6 +76,12 @@ LABELS_SHIFTED = register(
     "The loss or its gradient uses label - 1 (or label + 1): it is computed for the wrong class.",
     "Labels here are 0-based, and the class of example n is labels[n] exactly: do not shift them. "
     "(A shift in place also changes the caller's labels.)").code
+EPSILON = register(
+    "softmax.epsilon_in_log",
+    "The loss adds a small constant inside the log, or clips the probabilities (-log(p + 1e-7)): it "
+    "is wrong wherever the label's probability is small, as it is for a confident wrong prediction.",
+    "Take the loss from the log-softmax, which needs no epsilon: -log p[label] = log(sum_j "
+    "exp(z_j - max z)) - (z[label] - max z). It stays exact however small p is.").code
 NOT_AVERAGED = register(
     "softmax.not_averaged",
     "The loss or its gradient is summed over the batch instead of averaged.",
@@ -238,6 +244,20 @@ def softmax_models(loss: float, dz: np.ndarray, z: np.ndarray | None = None,
         loss_models[LABELS_SHIFTED] = [np.asarray(shifted_loss)]
         dz_models[LABELS_SHIFTED] = [shifted_dz / n]
     return loss_models, dz_models
+
+
+# The constants students add inside the log, or clip the probabilities at.
+EPSILONS = (1e-7, 1e-8, 1e-9, 1e-10)
+
+
+@kit_recorded
+def epsilon_losses(z, labels) -> list[np.ndarray]:
+    """The loss computed as -log(p + eps) or as -log(max(p, eps)), for each usual eps."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    picked = p[np.arange(len(labels)), labels]
+    return [np.asarray(-np.mean(np.log(form))) for eps in EPSILONS
+            for form in (picked + eps, np.maximum(picked, eps))]
 
 
 @kit_recorded
