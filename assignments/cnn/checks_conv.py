@@ -10,6 +10,7 @@ from assignments.cnn.cases import (
     CONV_PLAIN,
     CONV_STRIDE_PAD,
     CONV_TABLE,
+    CONV_UNTOUCHED,
     SIZE_ERRORS,
     SIZE_RULES,
     Conv,
@@ -230,7 +231,7 @@ def random_stride_and_pad(student, oracle, rng, tolerance):
 @check("conv2d_forward", kind="behavior", points=3, name="leaves_inputs_alone")
 def conv_leaves_inputs_alone(student, oracle, rng):
     """x, w and b are not modified; y is a finite 4-D float array."""
-    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+    for conv in CONV_UNTOUCHED:
         x, w, b = conv_inputs(rng, conv)
         y = student_forward(student, x, w, b, conv, oracle.conv2d_forward(x, w, b, stride=conv.stride, pad=conv.pad))
         expect_untouched(student, "conv2d_forward", ARGS["conv2d_forward"])
@@ -302,7 +303,7 @@ def against_own_forward(student, oracle, rng, tolerance):
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")
 def conv_grad_leaves_inputs_alone(student, oracle, rng):
     """dy, x, w and b are not modified (dy included); the gradients are finite float arrays."""
-    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+    for conv in CONV_UNTOUCHED:
         x, w, b = conv_inputs(rng, conv)
         h, wd = conv.out_hw()
         dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
