@@ -30,6 +30,7 @@ from grader.checklib import (
     expect_untouched,
     fits,
     gradient_tuple,
+    read_gradient_tuple,
     model_rtol,
 )
 from grader.checks import CheckFailed
@@ -245,8 +246,8 @@ def _backward_case(student, oracle, rng, conv: Conv):
     h, wd = conv.out_hw()
     dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
     dx, dw, db = expected = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
-    got = gradient_tuple(student_backward(student, dy, x, w, b, conv, expected), ("dx", "dw", "db"),
-                         (x.shape, w.shape, b.shape), "conv2d_backward")
+    got = read_gradient_tuple(student_backward(student, dy, x, w, b, conv, expected), ("dx", "dw", "db"),
+                              (x.shape, w.shape, b.shape), "conv2d_backward")
     return (dy, x, w, b), got, {"dx": dx, "dw": dw, "db": db}
 
 
@@ -295,9 +296,9 @@ def against_own_forward(student, oracle, rng, tolerance):
     def reference(p):
         return oracle.conv2d_forward(p["x"], p["w"], p["b"], stride=conv.stride, pad=conv.pad)
 
-    grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
+    grads = {name[1:]: g for name, g in got.by_name().items()}
     return expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                           "conv2d_backward", "conv2d_forward")
+                                           "conv2d_backward", "conv2d_forward", defects=got.defects)
 
 
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")
