@@ -247,3 +247,25 @@ def test_confidently_wrong_rows_fail_an_epsilon_in_the_log_and_no_correct_loss(o
                 result = run(_softmax(dtype, "probabilities", False, eps), seed)
                 assert not result.passed and result.diagnoses == ["softmax.epsilon_in_log"], (seed, eps, result)
             assert run(_softmax(dtype, "probabilities", True, 1e-12), seed).passed
+
+
+# ------------------------------------------------------------------ the network
+def test_the_network_check_names_the_layer_whose_output_first_went_wrong(graded, oracle):
+    """A maxpool_backward stub returning None is named, not the relu_backward that would
+    choke on it; a conv2d_forward of the wrong shape is named, not the linear_forward that
+    would; a wrong value in a forward layer is named where it first appears."""
+    from grader.source import load
+
+    path = VARIANTS / "ok_vectorised.py"
+    namespace = {"__name__": "stub"}
+    exec(compile(load(path, path.name).text, str(path), "exec"), namespace)  # noqa: S102 - our own file
+    namespace["maxpool_backward"] = lambda dy, x, size=2, stride=2: None  # a stub: `pass`
+    check = [c for c in ASSIGNMENT.checks if c.id == "network.typical_cnn_end_to_end"]
+    stub = grade(ASSIGNMENT, InProcessStudent(namespace, FUNCTIONS), oracle, checks=check)[0]
+    assert not stub.passed and "at maxpool_backward: it returned None" in stub.message, stub.message
+    assert "relu_backward" not in stub.message
+    for name in ("conv_padding_one_side", "conv_flipped_kernel"):
+        network = next(r for r in graded[name] if r.id == "network.typical_cnn_end_to_end")
+        assert "parts from the reference's at conv2d_forward" in network.message, network.message
+    assert "shape (2, 7, 7, 4)" in next(r.message for r in graded["conv_padding_one_side"]
+                                        if r.id == "network.typical_cnn_end_to_end")

@@ -176,3 +176,24 @@ def test_a_tuple_of_the_wrong_length_still_has_its_parts_judged(oracle):
         assert right[check_id].diagnoses == ["submission.bad_return"]
     assert wrong["rnn_backward.through_time"].diagnoses == ["bptt.no_recurrence", "submission.bad_return"]
     assert wrong["rnn_backward.through_time"].details["relative_errors"]["dh0"] > 0.01
+
+
+def test_the_network_check_names_the_layer_whose_output_first_went_wrong(graded, oracle):
+    """An rnn_backward whose dx is a stub's None is named, not the word_embedding_backward
+    that would choke on it; a wrong embedding gradient is told from a wrong recurrence."""
+    from grader.source import load
+
+    path = VARIANTS / "ok_vectorised.py"
+    namespace = {"__name__": "stub"}
+    exec(compile(load(path, path.name).text, str(path), "exec"), namespace)  # noqa: S102 - our own file
+    full = namespace["rnn_backward"]
+    namespace["rnn_backward"] = lambda *args: (None, *full(*args)[1:])
+    check = [c for c in ASSIGNMENT.checks if c.id == "network.captioning_end_to_end"]
+    stub = grade(ASSIGNMENT, InProcessStudent(namespace, FUNCTIONS), oracle, checks=check)[0]
+    assert not stub.passed, stub.message
+    assert "goes wrong at rnn_backward: dx should be a NumPy array, got NoneType" in stub.message, stub.message
+    network = {name: next(r.message for r in graded[name, None] if r.id == "network.captioning_end_to_end")
+               for name in ("embedding_overwritten", "bptt_no_recurrence", "lstm_gate_order")}
+    assert network["embedding_overwritten"].endswith("in what word_embedding_backward returns")
+    assert network["bptt_no_recurrence"].endswith("in what rnn_backward returns")
+    assert "parts from the reference's at lstm_forward" in network["lstm_gate_order"]
