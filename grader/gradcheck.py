@@ -180,13 +180,14 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
                              inputs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
                              upstream: np.ndarray | None, rng: np.random.Generator,
                              tolerance: Tolerances = DEFAULT_TOLERANCES,
-                             steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
+                             steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32),
+                             forward: str = "forward pass") -> Verdict:
     """Are the student's gradients `grads` the derivative of the forward pass?
 
     `own_forward(inputs)` calls the student's forward (an array, or a scalar loss when
     `upstream` is None); `reference_forward(inputs)` the reference's. `grads` are the
     student's gradients for some of `inputs`; `steps` the relative steps for a float64
-    and a float32 forward.
+    and a float32 forward; `forward` the forward's name, for the notes.
 
     The judge of a backward pass must be a correct derivative, so the verdict is
     always that of the reference forward's central differences (float64, along
@@ -215,10 +216,10 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
         got = own_forward(inputs)
         usable = _usable(got, expected, tolerance)
     except OWN_FORWARD_FAILURES as exc:
-        notes.append(f"your forward pass failed ({_short(exc)}), so only the reference forward was differentiated")
+        notes.append(f"your {forward} failed ({_short(exc)}), so only the reference {forward} was differentiated")
         usable = None
     if usable is False:
-        notes.append("your forward pass differs from the reference, so only the reference forward "
+        notes.append(f"your {forward} differs from the reference's, so only the reference {forward} "
                      "was differentiated")
     elif usable:
         single = _is_single(got)
@@ -226,7 +227,7 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
         try:
             own_errors = measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0], True)
         except OWN_FORWARD_FAILURES as exc:
-            notes.append(f"your forward pass failed on a perturbed input ({_short(exc)})")
+            notes.append(f"your {forward} failed on a perturbed input ({_short(exc)})")
     # Gradients computed in float32, or beside a float32 forward, carry ~1e-6 of round-off: judge them so.
     rtol = rtol_single if single or any(_is_single(g) for g in grads.values() if g is not None) else tolerance.fd_rtol
     verdict = Verdict(measure(_phi(reference_forward, upstream), float(np.finfo(np.float64).eps), steps[0], False),
@@ -234,12 +235,13 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
     if own_errors is not None:
         own_agree = all(e <= rtol for e in own_errors.values())
         if verdict.passed and not own_agree:
-            notes.append(f"the differences of your own forward pass disagree with your gradients "
-                         f"({_summary(own_errors)}), but those of the reference forward agree: your forward "
+            notes.append(f"the differences of your own {forward} disagree with your gradients "
+                         f"({_summary(own_errors)}), but those of the reference {forward} agree: your {forward} "
                          "is right at the tested input but only approximately (round-off) or not at all next to it")
         elif own_agree and not verdict.passed:
-            notes.append("the differences of your own forward pass agree with your gradients, but those of the "
-                         "reference forward do not: your forward is right at the tested input but not next to it")
+            notes.append(f"the differences of your own {forward} agree with your gradients, but those of the "
+                         f"reference {forward} do not: your {forward} is right at the tested input but not "
+                         "next to it")
     return verdict
 
 
@@ -275,7 +277,7 @@ def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict
     `defects`: what kept some gradients from being read (they are None in `grads`); they
     fail the check, and the others are still judged and reported."""
     verdict = backward_matches_forward(own_forward, reference_forward, inputs, grads, upstream, rng,
-                                       tolerance, steps)
+                                       tolerance, steps, forward)
     details = {"relative_errors": verdict.errors, "tolerance": verdict.tolerance,
                "differentiated": verdict.source, "notes": verdict.notes}
     if verdict.own_errors is not None:
@@ -284,8 +286,11 @@ def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict
         if verdict.notes:
             details["note"] = "; ".join(verdict.notes)
         return details
+    # Say what decided, and what was only reported beside it.
     notes = "".join(f"; {note}" for note in verdict.notes)
-    compared = (f"directional finite differences of the reference {forward}; relative errors: "
+    if verdict.own_errors is not None and not any("your own" in note for note in verdict.notes):
+        notes += f"; those of your own {forward} (reported, not scored): {_summary(verdict.own_errors)}"
+    compared = (f"directional finite differences of the reference {forward}, which decide; relative errors: "
                 f"{verdict.summary()} (tolerance {verdict.tolerance:g}){notes}")
     if not defects:
         raise CheckFailed(f"{function}'s gradients disagree with {compared}", [], details)

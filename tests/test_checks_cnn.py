@@ -269,3 +269,11 @@ def test_the_network_check_names_the_layer_whose_output_first_went_wrong(graded,
         assert "parts from the reference's at conv2d_forward" in network.message, network.message
     assert "shape (2, 7, 7, 4)" in next(r.message for r in graded["conv_padding_one_side"]
                                         if r.id == "network.typical_cnn_end_to_end")
+
+
+def test_a_gradient_check_against_the_forward_says_which_forward_decided(graded):
+    """The reference forward's differences decide; the student's own are reported as such."""
+    own = next(r for r in graded["conv_grad_averaged"] if r.id == "conv2d_backward.against_own_forward")
+    assert "differences of the reference conv2d_forward, which decide" in own.message, own.message
+    assert "those of your own conv2d_forward (reported, not scored): dx: 0" in own.message, own.message
+    assert own.details["differentiated"] == "reference"
