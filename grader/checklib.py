@@ -172,29 +172,116 @@ def _predicts(model, got, rtol: float) -> bool:
         return False
 
 
+@dataclass
+class Gradients:
+    """A backward pass's gradients as far as they can be read: of `names` (in order), the
+    `parts` that are finite float arrays (of their shape when one was asked for), and the
+    `defects` that keep the others, or the whole, from being right (a key or a value
+    missing, a part that is not an array). The parts that could be read are still judged."""
+
+    names: tuple[str, ...]
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+    defects: list[CheckFailed] = field(default_factory=list)
+
+    @property
+    def unread(self) -> list[str]:
+        return [n for n in self.names if n not in self.parts]
+
+    def by_name(self) -> dict[str, np.ndarray | None]:
+        """Every name, in order, to its part or None (a gradient that could not be read)."""
+        return {n: self.parts.get(n) for n in self.names}
+
+    def strict(self) -> dict[str, np.ndarray]:
+        """The parts, or every defect at once as one failure."""
+        if self.defects:
+            raise joined(self.defects)
+        return self.parts
+
+
+def joined(failures: list[CheckFailed], prefix: str = "") -> CheckFailed:
+    """One failure saying what each of `failures` says, with all their codes."""
+    codes = sorted({code for f in failures for code in f.diagnoses})
+    details = {k: v for f in reversed(failures) for k, v in f.details.items()}
+    return CheckFailed(prefix + "; ".join(f.message for f in failures), codes, details)
+
+
+def _read_parts(pairs, shapes: dict, out: Gradients) -> Gradients:
+    for name, part in pairs:
+        try:
+            out.parts[name] = expect_floats(part, name, shapes.get(name))
+        except CheckFailed as exc:
+            out.defects.append(exc)
+    return out
+
+
+def read_gradient_tuple(value, names: tuple[str, ...], shapes: tuple[tuple, ...] | None, function: str) -> Gradients:
+    """A backward pass's tuple (dx, dw, db): each part that can be read by its position,
+    of its input's shape unless `shapes` is None (then the comparison judges shapes, and
+    can name the mistake behind a wrong one). A tuple of the wrong length is a defect,
+    and its parts are still read by position."""
+    shape_of = dict(zip(names, shapes or ()))
+    what = f"what {function} returns should be a tuple of {len(names)} values ({', '.join(names)})"
+    if not isinstance(value, (tuple, list)):
+        return Gradients(names, {}, [CheckFailed(f"{what}, got {type(value).__name__}", [BAD_RETURN])])
+    out = Gradients(names)
+    if len(value) != len(names):
+        missing = names[len(value):]
+        told = f"{what}, got a {type(value).__name__} of length {len(value)}"
+        if missing:
+            told += f": {', '.join(missing)} missing" + (", the others judged by position" if len(value) else "")
+        else:
+            told += f": the first {len(names)} judged by position"
+        out.defects.append(CheckFailed(told, [BAD_RETURN]))
+    return _read_parts(zip(names, value), shape_of, out)
+
+
+def read_gradient_dict(value, keys: tuple[str, ...], names: tuple[str, ...], shapes: tuple[tuple, ...] | None,
+                       function: str) -> Gradients:
+    """A backward pass's dict of gradients: the part under each of `keys` that can be read,
+    by its name in `names`; a missing key is a defect, named once, and the others are still read."""
+    shape_of = dict(zip(names, shapes or ()))
+    if not isinstance(value, dict):
+        return Gradients(names, {}, [CheckFailed(f"{function} should return a dict with keys {', '.join(keys)}; "
+                                                 f"got {type(value).__name__}", [BAD_RETURN])])
+    out = Gradients(names)
+    missing = [k for k in keys if k not in value]
+    if missing:
+        out.defects.append(CheckFailed(f"{function}'s dict lacks the key{'s' if len(missing) > 1 else ''} "
+                                       f"{', '.join(map(repr, missing))}", [BAD_RETURN], {"missing": missing}))
+    return _read_parts(((n, value[k]) for k, n in zip(keys, names) if k in value), shape_of, out)
+
+
 def gradient_tuple(value, names: tuple[str, ...], shapes: tuple[tuple, ...] | None, function: str) -> dict:
-    """A backward pass's tuple (dx, dw, db), each a finite float array; of its input's
-    shape unless `shapes` is None (then the comparison judges shapes, and can name the
-    mistake behind a wrong one)."""
-    parts = expect_sequence(value, len(names), f"what {function} returns")
-    shapes = shapes or (None,) * len(names)
-    return {name: expect_floats(part, name, shape) for name, part, shape in zip(names, parts, shapes)}
+    """`read_gradient_tuple`'s parts, failing with every defect at once if there is one."""
+    return read_gradient_tuple(value, names, shapes, function).strict()
 
 
-def compare_gradients(got: dict, expected: dict, models: dict, tolerance: Tolerances, label: str = "") -> None:
-    """Every gradient against the reference: the message reports a relative error for
-    each (dx, dw, db), and the codes of the mistakes that explain the wrong ones."""
+def compare_gradients(got: dict | Gradients, expected: dict, models: dict, tolerance: Tolerances,
+                      label: str = "") -> None:
+    """Every gradient that could be read against the reference: the message says what kept
+    the others from being judged, reports a relative error for each judged one (dx, dw,
+    db), and the codes of the mistakes that explain the wrong ones."""
+    gradients = got if isinstance(got, Gradients) else Gradients(tuple(got), dict(got))
     evidence = Evidence(tolerance)
     errors = {}
     for name in expected:
-        evidence.compare(got[name], expected[name], name, models.get(name), rtol=tolerance.grad_rtol,
-                         partial=True)
-        errors[name] = _relative(got[name], expected[name])
+        if name in gradients.parts:
+            evidence.compare(gradients.parts[name], expected[name], name, models.get(name),
+                             rtol=tolerance.grad_rtol, partial=True)
+            errors[name] = _relative(gradients.parts[name], expected[name])
+    if evidence.failure is None and not gradients.defects:
+        return
+    failures = list(gradients.defects)
     if evidence.failure is not None:
-        summary = ", ".join(f"{n}: {e:.2g}" for n, e in errors.items())
-        evidence.failure.message = (f"{label + ': ' if label else ''}{evidence.failure.message}. "
-                                    f"Relative errors: {summary}")
-    evidence.verdict({"relative_errors": errors})
+        codes = evidence.codes() or evidence.failure.diagnoses
+        failures.append(CheckFailed(evidence.failure.message, codes, evidence.failure.details))
+    failure = joined(failures, f"{label}: " if label else "")
+    if errors:
+        summary = ", ".join([f"{n}: {e:.2g}" for n, e in errors.items()] +
+                            [f"{n}: not judged" for n in expected if n in gradients.unread])
+        failure.message += f". Relative errors: {summary}"
+    failure.details["relative_errors"] = errors
+    raise failure
 
 
 def _relative(got, expected) -> float:

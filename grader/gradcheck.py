@@ -106,6 +106,8 @@ def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str,
     """Compare each gradient in `grads` with central differences of `phi` along two unit
     directions in that input's space: the gradient's own and a random one (two random
     ones when `along_gradient` is False). `phi(inputs) -> (value, scale)`, see `contraction`.
+    A gradient that is None (the student's lacks it) is skipped, its directions drawn all
+    the same.
 
     Forward calls: four per gradient (two directions, two sides), independent of sizes.
     Relative error of a gradient g: max over directions of
@@ -116,10 +118,13 @@ def directional_errors(phi: Phi, inputs: dict[str, np.ndarray], grads: dict[str,
     out = {}
     for name, grad in grads.items():
         p = base[name]
+        first = _unit(rng, p.shape)  # drawn whatever happens: the same stream for every student
+        if grad is None:  # a gradient the student did not give: the others' directions stay the same
+            _unit(rng, p.shape)
+            continue
         g = np.asarray(grad, dtype=np.float64)
         h = step_for(p, relative_step)
         norm = float(np.linalg.norm(g))
-        first = _unit(rng, p.shape)  # drawn whatever happens: the same stream for every student
         directions = [g / norm if along_gradient and norm > 0 else first, _unit(rng, p.shape)]
         analytic, numeric, errors = [], [], []
         for u in directions:
@@ -175,13 +180,14 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
                              inputs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
                              upstream: np.ndarray | None, rng: np.random.Generator,
                              tolerance: Tolerances = DEFAULT_TOLERANCES,
-                             steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> Verdict:
+                             steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32),
+                             forward: str = "forward pass") -> Verdict:
     """Are the student's gradients `grads` the derivative of the forward pass?
 
     `own_forward(inputs)` calls the student's forward (an array, or a scalar loss when
     `upstream` is None); `reference_forward(inputs)` the reference's. `grads` are the
     student's gradients for some of `inputs`; `steps` the relative steps for a float64
-    and a float32 forward.
+    and a float32 forward; `forward` the forward's name, for the notes.
 
     The judge of a backward pass must be a correct derivative, so the verdict is
     always that of the reference forward's central differences (float64, along
@@ -210,10 +216,10 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
         got = own_forward(inputs)
         usable = _usable(got, expected, tolerance)
     except OWN_FORWARD_FAILURES as exc:
-        notes.append(f"your forward pass failed ({_short(exc)}), so only the reference forward was differentiated")
+        notes.append(f"your {forward} failed ({_short(exc)}), so only the reference {forward} was differentiated")
         usable = None
     if usable is False:
-        notes.append("your forward pass differs from the reference, so only the reference forward "
+        notes.append(f"your {forward} differs from the reference's, so only the reference {forward} "
                      "was differentiated")
     elif usable:
         single = _is_single(got)
@@ -221,20 +227,21 @@ def backward_matches_forward(own_forward: Callable[[dict], object],
         try:
             own_errors = measure(_phi(own_forward, upstream), eps, steps[1] if single else steps[0], True)
         except OWN_FORWARD_FAILURES as exc:
-            notes.append(f"your forward pass failed on a perturbed input ({_short(exc)})")
+            notes.append(f"your {forward} failed on a perturbed input ({_short(exc)})")
     # Gradients computed in float32, or beside a float32 forward, carry ~1e-6 of round-off: judge them so.
-    rtol = rtol_single if single or any(_is_single(g) for g in grads.values()) else tolerance.fd_rtol
+    rtol = rtol_single if single or any(_is_single(g) for g in grads.values() if g is not None) else tolerance.fd_rtol
     verdict = Verdict(measure(_phi(reference_forward, upstream), float(np.finfo(np.float64).eps), steps[0], False),
                       rtol, "reference", notes, own_errors)
     if own_errors is not None:
         own_agree = all(e <= rtol for e in own_errors.values())
         if verdict.passed and not own_agree:
-            notes.append(f"the differences of your own forward pass disagree with your gradients "
-                         f"({_summary(own_errors)}), but those of the reference forward agree: your forward "
+            notes.append(f"the differences of your own {forward} disagree with your gradients "
+                         f"({_summary(own_errors)}), but those of the reference {forward} agree: your {forward} "
                          "is right at the tested input but only approximately (round-off) or not at all next to it")
         elif own_agree and not verdict.passed:
-            notes.append("the differences of your own forward pass agree with your gradients, but those of the "
-                         "reference forward do not: your forward is right at the tested input but not next to it")
+            notes.append(f"the differences of your own {forward} agree with your gradients, but those of the "
+                         f"reference {forward} do not: your {forward} is right at the tested input but not "
+                         "next to it")
     return verdict
 
 
@@ -262,21 +269,34 @@ def _usable(got, expected: np.ndarray, tolerance: Tolerances) -> bool:
 
 def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict, grads: dict, upstream, rng,
                                     tolerance: Tolerances, function: str, forward: str,
-                                    steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32)) -> dict:
+                                    steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32),
+                                    defects: list[CheckFailed] | tuple = ()) -> dict:
     """`backward_matches_forward`, failing the check (with the relative error of every
     gradient) unless the student's gradients agree with the reference forward's
-    directional differences. Returns the details a passing check reports (its notes)."""
+    directional differences. Returns the details a passing check reports (its notes).
+    `defects`: what kept some gradients from being read (they are None in `grads`); they
+    fail the check, and the others are still judged and reported."""
     verdict = backward_matches_forward(own_forward, reference_forward, inputs, grads, upstream, rng,
-                                       tolerance, steps)
+                                       tolerance, steps, forward)
     details = {"relative_errors": verdict.errors, "tolerance": verdict.tolerance,
                "differentiated": verdict.source, "notes": verdict.notes}
     if verdict.own_errors is not None:
         details["own_forward_relative_errors"] = verdict.own_errors
-    if verdict.passed:
+    if verdict.passed and not defects:
         if verdict.notes:
             details["note"] = "; ".join(verdict.notes)
         return details
+    # Say what decided, and what was only reported beside it.
     notes = "".join(f"; {note}" for note in verdict.notes)
-    raise CheckFailed(f"{function}'s gradients disagree with directional finite differences of the reference "
-                      f"{forward}; relative errors: {verdict.summary()} (tolerance {verdict.tolerance:g}){notes}",
-                      [], details)
+    if verdict.own_errors is not None and not any("your own" in note for note in verdict.notes):
+        notes += f"; those of your own {forward} (reported, not scored): {_summary(verdict.own_errors)}"
+    compared = (f"directional finite differences of the reference {forward}, which decide; relative errors: "
+                f"{verdict.summary()} (tolerance {verdict.tolerance:g}){notes}")
+    if not defects:
+        raise CheckFailed(f"{function}'s gradients disagree with {compared}", [], details)
+    said = "; ".join(d.message for d in defects)
+    codes = sorted({code for d in defects for code in d.diagnoses})
+    if not verdict.errors:
+        raise CheckFailed(said, codes, details)
+    agree = "disagree with" if not verdict.passed else "agree with"
+    raise CheckFailed(f"{said}; the other gradients {agree} {compared}", codes, details)

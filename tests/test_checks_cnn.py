@@ -37,6 +37,12 @@ BUGGY = {
     "conv_bias_grad_missing": ({"conv.bias_missing"}, "conv2d_backward"),
     "conv_padding_one_side": ({"conv.padding_wrong"}, "conv2d_forward"),
     "conv_padding_batch_axis": ({"conv.padding_wrong"}, "conv2d_forward"),
+    # x copied into the top-left corner of the padded array: all 2*pad zeros below and right.
+    "conv_padding_top_left_corner": ({"conv.padding_wrong"}, "conv2d_forward"),
+    "conv_padding_top_left_corner_backward": ({"conv.padding_wrong"}, "conv2d_backward"),
+    # np.pad(x, pad) pads the batch and channel axes too and raises for pad > 0.
+    "conv_padding_every_axis": ({"conv.padding_wrong"}, "conv2d_forward"),
+    "conv_padding_every_axis_backward": ({"conv.padding_wrong"}, "conv2d_backward"),
     "conv_stride_ignored": ({"conv.stride_ignored"}, "conv2d_forward"),
     "conv_output_size_no_plus_one": ({"conv.output_size_wrong"}, "conv_output_size"),
     "conv_output_size_no_floor": ({"conv.output_size_wrong"}, "conv_output_size"),
@@ -52,6 +58,7 @@ BUGGY = {
     "softmax_min_shift": ({"softmax.min_shift"}, "softmax_cross_entropy"),
     "softmax_labels_shifted": ({"softmax.labels_shifted"}, "softmax_cross_entropy"),
     "softmax_not_averaged": ({"softmax.not_averaged"}, "softmax_cross_entropy"),
+    "softmax_epsilon_in_log": ({"softmax.epsilon_in_log"}, "softmax_cross_entropy"),
     "linear_transposed": ({"linear.weights_transposed"}, "linear_forward"),
     "linear_transposed_backward": ({"linear.weights_transposed"}, "linear_backward"),
     "relu_mutates_dy": ({"input.mutated"}, "relu_backward"),
@@ -62,7 +69,7 @@ CONTRACT_CODES = {
     "conv.flipped_kernel", "conv.bias_missing", "conv.padding_wrong", "conv.stride_ignored",
     "conv.output_size_wrong", "conv.grad_not_summed_over_batch", "pool.grad_to_all_elements",
     "pool.grad_duplicated_on_ties", "pool.grad_overwritten_on_overlap", "softmax.unstable",
-    "softmax.not_averaged", "linear.weights_transposed", "input.mutated",
+    "softmax.not_averaged", "softmax.epsilon_in_log", "linear.weights_transposed", "input.mutated",
 }
 POINTS = {"conv_output_size": 5, "conv2d_forward": 20, "conv2d_backward": 20, "maxpool_forward": 8,
           "maxpool_backward": 14, "relu_forward": 4, "relu_backward": 6, "linear_forward": 5,
@@ -191,3 +198,89 @@ def test_the_kit_answers_every_public_check_from_recorded_values():
         else:
             codes, _ = BUGGY[path.stem]
             assert set(summary(results)["diagnoses"]) <= codes, path.name
+
+
+# ------------------------------------------------------------------ small probabilities
+def _softmax(dtype, form: str, rows: bool, eps: float = 0.0):
+    """softmax_cross_entropy in `dtype`, the loss from the probabilities or from the
+    log-softmax, vectorised or one row at a time, optionally with `eps` inside the log."""
+    def one(z, label):
+        shifted = z - z.max()
+        e = np.exp(shifted)
+        p = e / e.sum()
+        loss = -np.log(p[label] + eps) if form == "probabilities" else np.log(e.sum()) - shifted[label]
+        dz = p.copy()
+        dz[label] -= 1
+        return loss, dz
+
+    def fn(z, labels):
+        z = np.asarray(z, dtype=dtype)
+        n = z.shape[0]
+        if rows:
+            parts = [one(z[i], labels[i]) for i in range(n)]
+            return dtype(sum(loss for loss, _ in parts) / n), np.stack([dz for _, dz in parts]) / dtype(n)
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        p = e / e.sum(axis=1, keepdims=True)
+        picked = np.arange(n), labels
+        loss = -np.log(p[picked] + eps) if form == "probabilities" else np.log(e.sum(axis=1)) - shifted[picked]
+        dz = p.copy()
+        dz[picked] -= 1
+        return dtype(loss.mean()), dz / dtype(n)
+    return fn
+
+
+def test_confidently_wrong_rows_fail_an_epsilon_in_the_log_and_no_correct_loss(oracle):
+    """Every correct loss passes (float32 and float64, from the probabilities or the
+    log-softmax, vectorised or by rows, on the kit's inputs and on three runs'); a 1e-7, 1e-8
+    or 1e-10 inside the log fails with softmax.epsilon_in_log; 1e-12 changes the loss by less
+    than the tolerance there and passes."""
+    from grader.compare import DEFAULT_TOLERANCES
+    from grader.runner import run_check
+
+    check = next(c for c in ASSIGNMENT.checks if c.id == "softmax_cross_entropy.confidently_wrong")
+
+    def run(fn, seed):
+        return run_check(check, InProcessStudent({"softmax_cross_entropy": fn}, FUNCTIONS), oracle,
+                         DEFAULT_TOLERANCES, seed)
+
+    for seed in (None, 1, 2, 3):
+        for dtype in (np.float32, np.float64):
+            for form in ("probabilities", "log-softmax"):
+                for rows in (False, True):
+                    result = run(_softmax(dtype, form, rows), seed)
+                    assert result.passed, (seed, dtype, form, rows, result.message)
+            for eps in (1e-7, 1e-8, 1e-10):
+                result = run(_softmax(dtype, "probabilities", False, eps), seed)
+                assert not result.passed and result.diagnoses == ["softmax.epsilon_in_log"], (seed, eps, result)
+            assert run(_softmax(dtype, "probabilities", True, 1e-12), seed).passed
+
+
+# ------------------------------------------------------------------ the network
+def test_the_network_check_names_the_layer_whose_output_first_went_wrong(graded, oracle):
+    """A maxpool_backward stub returning None is named, not the relu_backward that would
+    choke on it; a conv2d_forward of the wrong shape is named, not the linear_forward that
+    would; a wrong value in a forward layer is named where it first appears."""
+    from grader.source import load
+
+    path = VARIANTS / "ok_vectorised.py"
+    namespace = {"__name__": "stub"}
+    exec(compile(load(path, path.name).text, str(path), "exec"), namespace)  # noqa: S102 - our own file
+    namespace["maxpool_backward"] = lambda dy, x, size=2, stride=2: None  # a stub: `pass`
+    check = [c for c in ASSIGNMENT.checks if c.id == "network.typical_cnn_end_to_end"]
+    stub = grade(ASSIGNMENT, InProcessStudent(namespace, FUNCTIONS), oracle, checks=check)[0]
+    assert not stub.passed and "at maxpool_backward: it returned None" in stub.message, stub.message
+    assert "relu_backward" not in stub.message
+    for name in ("conv_padding_one_side", "conv_flipped_kernel"):
+        network = next(r for r in graded[name] if r.id == "network.typical_cnn_end_to_end")
+        assert "parts from the reference's at conv2d_forward" in network.message, network.message
+    assert "shape (2, 7, 7, 4)" in next(r.message for r in graded["conv_padding_one_side"]
+                                        if r.id == "network.typical_cnn_end_to_end")
+
+
+def test_a_gradient_check_against_the_forward_says_which_forward_decided(graded):
+    """The reference forward's differences decide; the student's own are reported as such."""
+    own = next(r for r in graded["conv_grad_averaged"] if r.id == "conv2d_backward.against_own_forward")
+    assert "differences of the reference conv2d_forward, which decide" in own.message, own.message
+    assert "those of your own conv2d_forward (reported, not scored): dx: 0" in own.message, own.message
+    assert own.details["differentiated"] == "reference"

@@ -41,6 +41,9 @@ BUGGY = {
     "sample_global_rng": ({"sample.ignores_rng"}, "rnn_sample"),
     "sample_no_feedback": ({"sample.no_feedback"}, "rnn_sample"),
     "backward_mutates_yhat": ({"input.mutated"}, "rnn_backward"),
+    # A missing key fails every backward check, named once in each; the other keys are judged.
+    "backward_lacks_h0": ({"submission.bad_return"}, "rnn_backward"),
+    "bptt_no_recurrence_lacks_h0": ({"bptt.no_recurrence", "submission.bad_return"}, "rnn_backward"),
     "birnn_g_forward": ({"birnn.g_not_reversed"}, "birnn_forward"),
     "birnn_g_rows_reversed": ({"birnn.g_rows_reversed"}, "birnn_forward"),
 }
@@ -118,6 +121,21 @@ def test_gradient_messages_report_a_relative_error_per_gradient(graded):
     through = result(graded["bptt_no_recurrence"], "rnn_backward.through_time")
     assert set(through.details["relative_errors"]) == {"dU", "dW", "dV", "db", "dc", "dh0"}
     own = result(graded["bptt_no_recurrence"], "rnn_backward.against_own_forward")
+    assert own.details["relative_errors"]["dV"] < 1e-8 < own.details["relative_errors"]["dW"]
+
+
+def test_a_missing_key_is_named_once_and_the_other_gradients_are_judged(graded):
+    """A dict without "h0": every backward check names the key once; the other five
+    gradients are still compared, and a mistake in them is still named."""
+    for check in ("single_step", "through_time", "against_own_forward"):
+        right = result(graded["backward_lacks_h0"], f"rnn_backward.{check}")
+        assert right.message.count("'h0'") == 1 and right.diagnoses == ["submission.bad_return"], right.message
+        assert set(right.details["relative_errors"]) == {"dU", "dW", "dV", "db", "dc"}
+        assert max(right.details["relative_errors"].values()) < 1e-8
+    wrong = result(graded["bptt_no_recurrence_lacks_h0"], "rnn_backward.through_time")
+    assert wrong.diagnoses == ["bptt.no_recurrence", "submission.bad_return"]
+    assert "dh0: not judged" in wrong.message and wrong.details["relative_errors"]["dW"] > 0.1
+    own = result(graded["bptt_no_recurrence_lacks_h0"], "rnn_backward.against_own_forward")
     assert own.details["relative_errors"]["dV"] < 1e-8 < own.details["relative_errors"]["dW"]
 
 

@@ -149,3 +149,51 @@ def test_the_kit_answers_every_public_check_from_recorded_values():
             assert all(r.passed for r in results), path.name
         else:
             assert set(summary(results)["diagnoses"]) <= BUGGY[path.stem][0], path.name
+
+
+def test_a_tuple_of_the_wrong_length_still_has_its_parts_judged(oracle):
+    """rnn_backward without the recurrence, leaving db out of its tuple: each backward check
+    says once that db is missing, the four others are still compared by position, and the
+    recurrence is still named; a correct one leaving db out loses only what db costs them."""
+    from grader.source import load
+
+    def without_db(variant: str) -> InProcessStudent:
+        path = VARIANTS / f"{variant}.py"
+        namespace = {"__name__": variant}
+        exec(compile(load(path, path.name).text, str(path), "exec"), namespace)  # noqa: S102 - our own file
+        full = namespace["rnn_backward"]
+        namespace["rnn_backward"] = lambda *args: full(*args)[:4]
+        return InProcessStudent(namespace, FUNCTIONS)
+
+    checks = [c for c in ASSIGNMENT.checks if c.function == "rnn_backward"]
+    wrong = {r.id: r for r in grade(ASSIGNMENT, without_db("bptt_no_recurrence"), oracle, checks=checks)}
+    right = {r.id: r for r in grade(ASSIGNMENT, without_db("ok_vectorised"), oracle, checks=checks)}
+    for check_id in ("rnn_backward.single_step", "rnn_backward.through_time", "rnn_backward.against_own_forward"):
+        for results in (wrong, right):
+            assert results[check_id].message.count("db missing") == 1, results[check_id].message
+            assert set(results[check_id].details["relative_errors"]) == {"dx", "dh0", "dU", "dW"}
+        assert max(right[check_id].details["relative_errors"].values()) < 1e-8
+        assert right[check_id].diagnoses == ["submission.bad_return"]
+    assert wrong["rnn_backward.through_time"].diagnoses == ["bptt.no_recurrence", "submission.bad_return"]
+    assert wrong["rnn_backward.through_time"].details["relative_errors"]["dh0"] > 0.01
+
+
+def test_the_network_check_names_the_layer_whose_output_first_went_wrong(graded, oracle):
+    """An rnn_backward whose dx is a stub's None is named, not the word_embedding_backward
+    that would choke on it; a wrong embedding gradient is told from a wrong recurrence."""
+    from grader.source import load
+
+    path = VARIANTS / "ok_vectorised.py"
+    namespace = {"__name__": "stub"}
+    exec(compile(load(path, path.name).text, str(path), "exec"), namespace)  # noqa: S102 - our own file
+    full = namespace["rnn_backward"]
+    namespace["rnn_backward"] = lambda *args: (None, *full(*args)[1:])
+    check = [c for c in ASSIGNMENT.checks if c.id == "network.captioning_end_to_end"]
+    stub = grade(ASSIGNMENT, InProcessStudent(namespace, FUNCTIONS), oracle, checks=check)[0]
+    assert not stub.passed, stub.message
+    assert "goes wrong at rnn_backward: dx should be a NumPy array, got NoneType" in stub.message, stub.message
+    network = {name: next(r.message for r in graded[name, None] if r.id == "network.captioning_end_to_end")
+               for name in ("embedding_overwritten", "bptt_no_recurrence", "lstm_gate_order")}
+    assert network["embedding_overwritten"].endswith("in what word_embedding_backward returns")
+    assert network["bptt_no_recurrence"].endswith("in what rnn_backward returns")
+    assert "parts from the reference's at lstm_forward" in network["lstm_gate_order"]

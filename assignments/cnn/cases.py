@@ -82,6 +82,10 @@ CONV_STRIDE_PAD = (
     Conv((1, 8, 7, 2), (3, 2, 2, 3), stride=3, pad=2),
     Conv((2, 5, 5, 2), (3, 3, 2, 2), pad=2),
 )
+# The checks that inputs are left alone: one plain configuration, and one with stride and
+# padding where the stride fits the padded input (a course that defines the output only
+# there, as CS231n does, then has both called).
+CONV_UNTOUCHED = (CONV_PLAIN[0], Conv((2, 7, 7, 3), (3, 3, 3, 4), stride=2, pad=1))
 
 # conv_output_size's table: (n, f, pad, stride) -> expected, from both axes of the
 # configurations above, plus the size where the filter just fits.

@@ -10,6 +10,7 @@ from assignments.cnn.cases import (
     CONV_PLAIN,
     CONV_STRIDE_PAD,
     CONV_TABLE,
+    CONV_UNTOUCHED,
     SIZE_ERRORS,
     SIZE_RULES,
     Conv,
@@ -22,18 +23,20 @@ from assignments.cnn.cases import (
 )
 from assignments.cnn.registry import check
 from grader.checklib import (
+    NOT_ASKED,
     Evidence,
     compare_gradients,
     expect_floats,
     expect_untouched,
     fits,
     gradient_tuple,
+    read_gradient_tuple,
     model_rtol,
 )
 from grader.checks import CheckFailed
-from grader.compare import BAD_RETURN
+from grader.compare import BAD_RETURN, DEFAULT_TOLERANCES, expect_sequence
 from grader.gradcheck import expect_backward_matches_forward
-from grader.proxy import StudentRaised
+from grader.proxy import StudentCallError, StudentRaised
 
 
 # ------------------------------------------------------------------ conv_output_size
@@ -107,14 +110,67 @@ def rejects_impossible_sizes(student, rng, fresh_inputs):
                           f"but returned {got!r}")
 
 
+# ------------------------------------------------------------------ padding that raises
+def _padded(x, pad: int):
+    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+
+def _raise_explained_by_padding(raised: StudentRaised, retried, expected: dict, rtol: float) -> None:
+    """The student's function raised with pad > 0; `retried()` is its answer with pad = 0
+    on x padded for it, by name. Where that answer is right, only its own padding can have
+    raised (np.pad(x, pad) pads the batch and channel axes too): conv.padding_wrong. Else
+    the raise stands as it is."""
+    try:
+        got = retried()
+    except (StudentRaised, StudentCallError, CheckFailed):
+        raise raised from None
+    if NOT_ASKED.get() or not all(fits(got.get(name), value, rtol) for name, value in expected.items()):
+        raise raised from None
+    raise CheckFailed(f"{raised.message}; with pad=0 on x already padded it returns the right "
+                      f"{', '.join(expected)}: its own padding is what fails", [mistakes.PADDING]) from None
+
+
+def student_forward(student, x, w, b, conv: Conv, expected):
+    """The student's y for this configuration (`expected`, the reference's, names a padding
+    step that raises)."""
+    try:
+        return student.conv2d_forward(x, w, b, **conv.kwargs())
+    except StudentRaised as raised:
+        if not conv.pad:
+            raise
+        _raise_explained_by_padding(
+            raised, lambda: {"y": student.conv2d_forward(_padded(x, conv.pad), w, b, stride=conv.stride)},
+            {"y": expected}, model_rtol(DEFAULT_TOLERANCES))
+
+
+def student_backward(student, dy, x, w, b, conv: Conv, expected: tuple):
+    """What the student's conv2d_backward returns for this configuration (`expected`, the
+    reference's (dx, dw, db), names a padding step that raises)."""
+    try:
+        return student.conv2d_backward(dy, x, w, b, **conv.kwargs())
+    except StudentRaised as raised:
+        if not conv.pad:
+            raise
+        pad, (h, wd) = conv.pad, x.shape[1:3]
+
+        def retried():
+            dxp, dw, db = expect_sequence(student.conv2d_backward(dy, _padded(x, pad), w, b, stride=conv.stride),
+                                          3, "what conv2d_backward returns")
+            dxp = expect_floats(dxp, "dx", _padded(x, pad).shape)
+            return {"dx": dxp[:, pad:pad + h, pad:pad + wd], "dw": dw, "db": db}
+
+        _raise_explained_by_padding(raised, retried, dict(zip(("dx", "dw", "db"), expected)),
+                                    model_rtol(DEFAULT_TOLERANCES))
+
+
 # ------------------------------------------------------------------ conv2d_forward
 def _forward_cases(student, oracle, rng, cases, tolerance, shapes_only: bool = False) -> None:
     """Each configuration on random inputs; codes of the mistakes that explain all of them."""
     evidence = Evidence(tolerance)
     for conv in cases:
         x, w, b = conv_inputs(rng, conv)
-        got = student.conv2d_forward(x, w, b, **conv.kwargs())
         expected = oracle.conv2d_forward(x, w, b, stride=conv.stride, pad=conv.pad)
+        got = student_forward(student, x, w, b, conv, expected)
         models = mistakes.conv_forward_models(oracle, x, w, b, conv.stride, conv.pad)
         if shapes_only:
             _compare_shape(evidence, got, expected, models, conv)
@@ -174,11 +230,11 @@ def random_stride_and_pad(student, oracle, rng, tolerance):
 
 
 @check("conv2d_forward", kind="behavior", points=3, name="leaves_inputs_alone")
-def conv_leaves_inputs_alone(student, rng):
+def conv_leaves_inputs_alone(student, oracle, rng):
     """x, w and b are not modified; y is a finite 4-D float array."""
-    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+    for conv in CONV_UNTOUCHED:
         x, w, b = conv_inputs(rng, conv)
-        y = student.conv2d_forward(x, w, b, **conv.kwargs())
+        y = student_forward(student, x, w, b, conv, oracle.conv2d_forward(x, w, b, stride=conv.stride, pad=conv.pad))
         expect_untouched(student, "conv2d_forward", ARGS["conv2d_forward"])
         # Its shape is judged elsewhere: a wrong one must not cost this behaviour's credit too.
         expect_floats(y, "y", ndim=4)
@@ -189,9 +245,9 @@ def _backward_case(student, oracle, rng, conv: Conv):
     x, w, b = conv_inputs(rng, conv)
     h, wd = conv.out_hw()
     dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
-    got = gradient_tuple(student.conv2d_backward(dy, x, w, b, **conv.kwargs()), ("dx", "dw", "db"),
-                         (x.shape, w.shape, b.shape), "conv2d_backward")
-    dx, dw, db = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
+    dx, dw, db = expected = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
+    got = read_gradient_tuple(student_backward(student, dy, x, w, b, conv, expected), ("dx", "dw", "db"),
+                              (x.shape, w.shape, b.shape), "conv2d_backward")
     return (dy, x, w, b), got, {"dx": dx, "dw": dw, "db": db}
 
 
@@ -203,13 +259,14 @@ def _backward_against_reference(student, oracle, rng, tolerance, cases) -> None:
 
 
 @check("conv2d_backward", kind="shape", points=2)
-def gradient_shapes(student, rng):
+def gradient_shapes(student, oracle, rng):
     """(dx, dw, db) shaped like (x, w, b) over the configurations of the shape table."""
     for conv in CONV_TABLE:
         x, w, b = conv_inputs(rng, conv)
         h, wd = conv.out_hw()
         dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
-        gradient_tuple(student.conv2d_backward(dy, x, w, b, **conv.kwargs()), ("dx", "dw", "db"),
+        expected = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
+        gradient_tuple(student_backward(student, dy, x, w, b, conv, expected), ("dx", "dw", "db"),
                        (x.shape, w.shape, b.shape), "conv2d_backward")
 
 
@@ -239,18 +296,19 @@ def against_own_forward(student, oracle, rng, tolerance):
     def reference(p):
         return oracle.conv2d_forward(p["x"], p["w"], p["b"], stride=conv.stride, pad=conv.pad)
 
-    grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
+    grads = {name[1:]: g for name, g in got.by_name().items()}
     return expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                           "conv2d_backward", "conv2d_forward")
+                                           "conv2d_backward", "conv2d_forward", defects=got.defects)
 
 
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")
-def conv_grad_leaves_inputs_alone(student, rng):
+def conv_grad_leaves_inputs_alone(student, oracle, rng):
     """dy, x, w and b are not modified (dy included); the gradients are finite float arrays."""
-    for conv in (CONV_PLAIN[0], CONV_STRIDE_PAD[0]):
+    for conv in CONV_UNTOUCHED:
         x, w, b = conv_inputs(rng, conv)
         h, wd = conv.out_hw()
         dy = rng.standard_normal((conv.x[0], h, wd, conv.w[3]))
-        result = student.conv2d_backward(dy, x, w, b, **conv.kwargs())
+        expected = oracle.conv2d_backward(dy, x, w, b, stride=conv.stride, pad=conv.pad)
+        result = student_backward(student, dy, x, w, b, conv, expected)
         expect_untouched(student, "conv2d_backward", ARGS["conv2d_backward"])
         gradient_tuple(result, ("dx", "dw", "db"), (x.shape, w.shape, b.shape), "conv2d_backward")

@@ -13,6 +13,7 @@ from grader.checklib import (
     expect_floats,
     expect_untouched,
     gradient_tuple,
+    read_gradient_tuple,
 )
 from grader.checks import CheckFailed
 from grader.gradcheck import expect_backward_matches_forward
@@ -161,7 +162,7 @@ def linear_leaves_inputs_alone(student, rng):
 def _linear_backward(student, oracle, rng, tolerance, n, d_in, d_out) -> None:
     x, w, b = _linear(rng, n, d_in, d_out)
     dy = rng.standard_normal((n, d_out))
-    got = gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"), None, "linear_backward")
+    got = read_gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"), None, "linear_backward")
     dx, dw, db = oracle.linear_backward(dy, x, w, b)
     compare_gradients(got, {"dx": dx, "dw": dw, "db": db}, mistakes.linear_backward_models(dy, x, w), tolerance,
                       label=f"x {x.shape}, w {w.shape}")
@@ -194,13 +195,13 @@ def linear_grad_against_own_forward(student, oracle, rng, tolerance):
     forward's differences decide; your own forward's are reported beside them."""
     x, w, b = _linear(rng, 4, 5, 3)
     dy = rng.standard_normal((4, 3))
-    got = gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"),
-                         (x.shape, w.shape, b.shape), "linear_backward")
-    grads = {"x": got["dx"], "w": got["dw"], "b": got["db"]}
+    got = read_gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"),
+                              (x.shape, w.shape, b.shape), "linear_backward")
+    grads = {name[1:]: g for name, g in got.by_name().items()}
     return expect_backward_matches_forward(lambda p: student.linear_forward(p["x"], p["w"], p["b"]),
                                            lambda p: oracle.linear_forward(p["x"], p["w"], p["b"]),
                                            {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                           "linear_backward", "linear_forward")
+                                           "linear_backward", "linear_forward", defects=got.defects)
 
 
 @check("linear_backward", kind="behavior", points=1, name="leaves_inputs_alone")

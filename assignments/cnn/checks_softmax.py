@@ -32,22 +32,49 @@ def softmax_shapes(student, rng):
         expect_floats(dz, "dz", (n, k))
 
 
-def _against_reference(loss, dz, z, labels, oracle, tolerance) -> None:
+def _against_reference(loss, dz, z, labels, oracle, tolerance, more_loss_models: dict | None = None) -> None:
     """The student's loss and dz against the reference's, naming the mistake models they match."""
     ref_loss, ref_dz = oracle.softmax_cross_entropy(z, labels)
     loss_models, dz_models = mistakes.softmax_models(ref_loss, ref_dz, z, labels)
+    loss_models.update(more_loss_models or {})
     evidence = Evidence(tolerance)
     evidence.compare(np.asarray(expect_number(loss, "loss")), np.asarray(ref_loss), "loss", loss_models, partial=True)
     evidence.compare(dz, ref_dz, "dz", dz_models, rtol=tolerance.grad_rtol, partial=True)
     evidence.verdict()
 
 
-@check("softmax_cross_entropy", kind="numeric", points=4, name="values")
+@check("softmax_cross_entropy", kind="numeric", points=3, name="values")
 def softmax_values(student, oracle, rng, tolerance):
     """The mean over the batch of -log softmax(z)[label], and its gradient (softmax - onehot) / N."""
     z, labels = _scores(rng)
     loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
     _against_reference(loss, dz, z, labels, oracle, tolerance)
+
+
+@check("softmax_cross_entropy", kind="numeric", points=1)
+def confidently_wrong(student, oracle, rng, tolerance):
+    """Confident wrong predictions: in every row a wrong class leads the label's score by
+    about 20.4, so that the label's probability is 1e-9 to 2e-9. The loss, about 20.4, stays
+    exact: an epsilon inside the log (-log(p + 1e-7)) or probabilities clipped are not."""
+    z, labels = _confidently_wrong(rng)
+    loss, dz = _loss_and_grad(student.softmax_cross_entropy(z, labels))
+    _against_reference(loss, dz, z, labels, oracle, tolerance,
+                       {mistakes.EPSILON: mistakes.epsilon_losses(z, labels)})
+
+
+def _confidently_wrong(rng, n: int = 6, k: int = 5):
+    """Each row: one wrong class near 4, the label's score 20.03 to 20.69 below it (its
+    probability 1e-9 to 2e-9, where -log(p + 1e-12) is still right to 1e-4 and
+    -log(p + 1e-10) no longer is), the other classes about 12 below the leader. Multiples
+    of 1/64: exact in float32 too; far from exp()'s overflow."""
+    labels = rng.integers(0, k, size=n)
+    rows = np.arange(n)
+    leader = (labels + 1 + rng.integers(0, k - 1, size=n)) % k
+    top = 4.0 + rng.integers(0, 65, size=n) / 64
+    z = top[:, None] - 12.0 + np.round(rng.standard_normal((n, k)) * 32) / 64
+    z[rows, leader] = top
+    z[rows, labels] = top - 20.0 - rng.integers(2, 45, size=n) / 64
+    return z, labels
 
 
 @check("softmax_cross_entropy", kind="behavior", points=3)

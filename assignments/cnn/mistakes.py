@@ -76,6 +76,12 @@ LABELS_SHIFTED = register(
     "The loss or its gradient uses label - 1 (or label + 1): it is computed for the wrong class.",
     "Labels here are 0-based, and the class of example n is labels[n] exactly: do not shift them. "
     "(A shift in place also changes the caller's labels.)").code
+EPSILON = register(
+    "softmax.epsilon_in_log",
+    "The loss adds a small constant inside the log, or clips the probabilities (-log(p + 1e-7)): it "
+    "is wrong wherever the label's probability is small, as it is for a confident wrong prediction.",
+    "Take the loss from the log-softmax, which needs no epsilon: -log p[label] = log(sum_j "
+    "exp(z_j - max z)) - (z[label] - max z). It stays exact however small p is.").code
 NOT_AVERAGED = register(
     "softmax.not_averaged",
     "The loss or its gradient is summed over the batch instead of averaged.",
@@ -101,6 +107,16 @@ def size_models(n: int, f: int, pad: int, stride: int) -> dict[str, list]:
 
 
 @kit_shipped
+def _wrong_paddings(pad: int) -> list[tuple]:
+    """np.pad widths of the wrong paddings: pad zeros on the top and left only, or on the
+    bottom and right only (the output shrinks); all 2*pad zeros below and to the right (x
+    copied into the top-left corner of a zero array of the right size); the batch axis
+    padded too."""
+    return [((0, 0), (pad, 0), (pad, 0), (0, 0)), ((0, 0), (0, pad), (0, pad), (0, 0)),
+            ((0, 0), (0, 2 * pad), (0, 2 * pad), (0, 0)), ((pad, pad), (pad, pad), (pad, pad), (0, 0))]
+
+
+@kit_shipped
 def conv_forward_models(oracle, x, w, b, stride: int, pad: int) -> dict[str, list]:
     run = oracle.conv2d_forward
     y = run(x, w, b, stride=stride, pad=pad)
@@ -117,12 +133,8 @@ def conv_forward_models(oracle, x, w, b, stride: int, pad: int) -> dict[str, lis
     }
     if pad:
         fits = x.shape[1] >= w.shape[0] and x.shape[2] >= w.shape[1]
-        top_left = np.pad(x, ((0, 0), (pad, 0), (pad, 0), (0, 0)))
-        bottom_right = np.pad(x, ((0, 0), (0, pad), (0, pad), (0, 0)))
-        batch_too = np.pad(x, ((pad, pad), (pad, pad), (pad, pad), (0, 0)))
-        models[PADDING] = [run(x, w, b, stride=stride) if fits else None,
-                           run(top_left, w, b, stride=stride), run(bottom_right, w, b, stride=stride),
-                           run(batch_too, w, b, stride=stride)]
+        models[PADDING] = [run(x, w, b, stride=stride) if fits else None] + \
+            [run(np.pad(x, spread), w, b, stride=stride) for spread in _wrong_paddings(pad)]
     if stride > 1:
         dense = run(x, w, b, pad=pad)
         models[STRIDE] = [dense, dense[:, :h_out, :w_out]]
@@ -137,13 +149,21 @@ def conv_backward_models(oracle, dy, x, w, b, stride: int, pad: int) -> dict[str
     fdx, fdw, _ = run(dy, x, w[::-1, ::-1], b, stride=stride, pad=pad)
     n = x.shape[0]
     singles = [run(dy[i:i + 1], x[i:i + 1], w, b, stride=stride, pad=pad) for i in range(n)] if n > 1 else []
-    return {
+    models = {
         "dx": {FLIPPED: [fdx]},
         "dw": {FLIPPED: [fdw[::-1, ::-1]],
                BATCH: [s[1] for s in singles] + ([dw / n] if n > 1 else [])},
         "db": {BIAS: [np.zeros_like(db)],
                BATCH: [s[2] for s in singles] + ([db / n] if n > 1 else [])},
     }
+    if pad:
+        # x in the top-left corner of the padded array: dx cropped from that corner, or
+        # from where x belongs.
+        h, wd = x.shape[1:3]
+        cdx, cdw, _ = run(dy, np.pad(x, ((0, 0), (0, 2 * pad), (0, 2 * pad), (0, 0))), w, b, stride=stride)
+        models["dx"][PADDING] = [cdx[:, :h, :wd], cdx[:, pad:pad + h, pad:pad + wd]]
+        models["dw"][PADDING] = [cdw]
+    return models
 
 
 # ------------------------------------------------------------------ max pooling
@@ -224,6 +244,20 @@ def softmax_models(loss: float, dz: np.ndarray, z: np.ndarray | None = None,
         loss_models[LABELS_SHIFTED] = [np.asarray(shifted_loss)]
         dz_models[LABELS_SHIFTED] = [shifted_dz / n]
     return loss_models, dz_models
+
+
+# The constants students add inside the log, or clip the probabilities at.
+EPSILONS = (1e-7, 1e-8, 1e-9, 1e-10)
+
+
+@kit_recorded
+def epsilon_losses(z, labels) -> list[np.ndarray]:
+    """The loss computed as -log(p + eps) or as -log(max(p, eps)), for each usual eps."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    picked = p[np.arange(len(labels)), labels]
+    return [np.asarray(-np.mean(np.log(form))) for eps in EPSILONS
+            for form in (picked + eps, np.maximum(picked, eps))]
 
 
 @kit_recorded

@@ -13,12 +13,12 @@ import numpy as np
 from assignments.rnn import mistakes
 from assignments.rnn.cases import ARGS, forward_args, random_rnn
 from assignments.rnn.registry import check
-from grader.checklib import compare_gradients, expect_floats, expect_untouched
-from grader.checks import CheckFailed
-from grader.compare import BAD_RETURN, expect_sequence
+from grader.checklib import Gradients, compare_gradients, expect_floats, expect_untouched, read_gradient_dict
+from grader.compare import expect_sequence
 from grader.gradcheck import expect_backward_matches_forward
 
 KEYS = ("U", "W", "V", "b", "c", "h0")
+NAMES = tuple(f"d{k}" for k in KEYS)
 
 
 def _inputs(oracle, p: dict) -> tuple:
@@ -27,16 +27,12 @@ def _inputs(oracle, p: dict) -> tuple:
     return p["x"], p["y"], p["h0"], np.array(h), np.array(yhat), p["U"], p["W"], p["V"], p["b"], p["c"]
 
 
-def _gradients(value, p: dict, check_shapes: bool = True) -> dict:
-    """The dict of gradients: every key, each a finite float array of its input's shape."""
-    if not isinstance(value, dict):
-        raise CheckFailed(f"rnn_backward should return a dict with keys {', '.join(KEYS)}; "
-                          f"got {type(value).__name__}", [BAD_RETURN])
-    missing = [k for k in KEYS if k not in value]
-    if missing:
-        raise CheckFailed(f"rnn_backward's dict lacks the key{'s' if len(missing) > 1 else ''} "
-                          f"{', '.join(map(repr, missing))}", [BAD_RETURN])
-    return {k: expect_floats(value[k], f"d{k}", np.shape(p[k]) if check_shapes else None) for k in KEYS}
+def _gradients(value, p: dict, check_shapes: bool = True) -> Gradients:
+    """The dict of gradients by their names (dU, ...): each key's a finite float array of its
+    input's shape, as far as they can be read; a missing key is a defect, named once, and
+    the others are still judged."""
+    shapes = tuple(np.shape(p[k]) for k in KEYS) if check_shapes else None
+    return read_gradient_dict(value, KEYS, NAMES, shapes, "rnn_backward")
 
 
 def _against_reference(student, oracle, p: dict, tolerance, label: str) -> None:
@@ -44,15 +40,15 @@ def _against_reference(student, oracle, p: dict, tolerance, label: str) -> None:
     got = _gradients(student.rnn_backward(*args), p, check_shapes=False)
     expected = oracle.rnn_backward(*args)
     models = mistakes.backward_models(*args)
-    compare_gradients({f"d{k}": got[k] for k in KEYS}, {f"d{k}": expected[k] for k in KEYS},
-                      {f"d{k}": models[k] for k in KEYS}, tolerance, label=label)
+    compare_gradients(got, {f"d{k}": expected[k] for k in KEYS}, {f"d{k}": models[k] for k in KEYS}, tolerance,
+                      label=label)
 
 
 @check("rnn_backward", kind="shape", points=3)
 def keys_and_shapes(student, oracle, rng):
     """A dict with keys U, W, V, b, c, h0, each gradient shaped like its parameter."""
     p = random_rnn(rng, T=3, D=4, H=5, K=6)
-    _gradients(student.rnn_backward(*_inputs(oracle, p)), p)
+    _gradients(student.rnn_backward(*_inputs(oracle, p)), p).strict()
 
 
 @check("rnn_backward", kind="gradient", points=8)
@@ -80,6 +76,7 @@ def against_own_forward(student, oracle, rng, tolerance):
     the reference forward's differences decide; your own forward's are reported beside them."""
     p = random_rnn(rng, T=5)
     got = _gradients(student.rnn_backward(*_inputs(oracle, p)), p)
+    grads = {k: g for k, g in zip(KEYS, got.by_name().values())}  # None where a key is missing
     rows = np.arange(len(p["y"]))
 
     def loss(yhat):
@@ -96,8 +93,8 @@ def against_own_forward(student, oracle, rng, tolerance):
     def reference(q):
         return loss(np.array(oracle.rnn_forward(*forward_args({**p, **q}))[1]))
 
-    return expect_backward_matches_forward(own, reference, {k: p[k] for k in KEYS}, got, None, rng, tolerance,
-                                           "rnn_backward", "rnn_forward")
+    return expect_backward_matches_forward(own, reference, {k: p[k] for k in KEYS}, grads, None, rng, tolerance,
+                                           "rnn_backward", "rnn_forward", defects=got.defects)
 
 
 @check("rnn_backward", kind="behavior", points=4, name="leaves_inputs_alone")
@@ -106,4 +103,4 @@ def backward_leaves_inputs_alone(student, oracle, rng):
     p = random_rnn(rng)
     grads = student.rnn_backward(*_inputs(oracle, p))
     expect_untouched(student, "rnn_backward", ARGS["rnn_backward"])
-    _gradients(grads, p)
+    _gradients(grads, p).strict()

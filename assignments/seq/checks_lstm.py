@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from assignments.seq import mistakes
 from assignments.seq.cases import LSTM_STEP_GRADS, SEQUENCE_GRADS, sequence, step, upstream
-from assignments.seq.common import against_own_forward, call, gradients, leaves_inputs_alone, outputs
+from assignments.seq.common import (
+    against_own_forward,
+    call,
+    gradients,
+    leaves_inputs_alone,
+    outputs,
+    read_gradients,
+)
 from assignments.seq.registry import check
 from grader.checklib import Evidence, compare_gradients
 
@@ -81,7 +88,7 @@ def step_grad_against_reference(student, oracle, rng, tolerance):
     four gates' gradients stacked i, f, o, g into da; x (3, 5), h_prev (3, 4)."""
     p = _lstm_step(rng)
     dh, dc = _upstreams(rng, p)
-    got = gradients(call(student, "lstm_step_backward", p, dh, dc), LSTM_STEP_GRADS, None, "lstm_step_backward")
+    got = read_gradients(call(student, "lstm_step_backward", p, dh, dc), LSTM_STEP_GRADS, None, "lstm_step_backward")
     expected = dict(zip(LSTM_STEP_GRADS, call(oracle, "lstm_step_backward", p, dh, dc)))
     models = mistakes.lstm_step_backward_models(dh, dc, *(p[n] for n in STEP_INPUTS))
     compare_gradients(got, expected, models, tolerance, label=f"x {p['x'].shape}, h_prev {p['h_prev'].shape}")
@@ -94,7 +101,7 @@ def step_grad_against_own_forward(student, oracle, rng, tolerance):
     forward's are reported beside them."""
     p = _lstm_step(rng)
     dh, dc = _upstreams(rng, p)
-    got = gradients(call(student, "lstm_step_backward", p, dh, dc), LSTM_STEP_GRADS, p, "lstm_step_backward")
+    got = read_gradients(call(student, "lstm_step_backward", p, dh, dc), LSTM_STEP_GRADS, p, "lstm_step_backward")
     return against_own_forward(student, oracle, rng, tolerance, "lstm_step_backward", "lstm_step_forward", p, got,
                                (dh, dc))
 
@@ -142,7 +149,7 @@ def sequence_leaves_inputs_alone(student, rng):
 def _backward(student, oracle, rng, tolerance, N, T, D, H) -> None:
     p = _lstm_sequence(rng, N, T, D, H)
     dh = upstream(rng, (N, T, H))
-    got = gradients(call(student, "lstm_backward", p, dh), SEQUENCE_GRADS, None, "lstm_backward")
+    got = read_gradients(call(student, "lstm_backward", p, dh), SEQUENCE_GRADS, None, "lstm_backward")
     expected = dict(zip(SEQUENCE_GRADS, call(oracle, "lstm_backward", p, dh)))
     models = mistakes.lstm_backward_models(dh, *(p[n] for n in SEQUENCE_INPUTS))
     compare_gradients(got, expected, models, tolerance, label=f"T = {T}")
@@ -181,7 +188,7 @@ def backward_against_own_forward(student, oracle, rng, tolerance):
     reference forward's differences decide; your own forward's are reported beside them."""
     p = _lstm_sequence(rng, T=5)
     dh = upstream(rng, (2, 5, 3))
-    got = gradients(call(student, "lstm_backward", p, dh), SEQUENCE_GRADS, p, "lstm_backward")
+    got = read_gradients(call(student, "lstm_backward", p, dh), SEQUENCE_GRADS, p, "lstm_backward")
     return against_own_forward(student, oracle, rng, tolerance, "lstm_backward", "lstm_forward", p, got, (dh,))
 
 

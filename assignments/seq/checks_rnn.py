@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from assignments.seq import mistakes
 from assignments.seq.cases import SEQUENCE_GRADS, STEP_GRADS, sequence, step, upstream
-from assignments.seq.common import against_own_forward, call, gradients, leaves_inputs_alone, outputs
+from assignments.seq.common import (
+    against_own_forward,
+    call,
+    gradients,
+    leaves_inputs_alone,
+    outputs,
+    read_gradients,
+)
 from assignments.seq.registry import check
 from grader.checklib import Evidence, compare_gradients
 
@@ -50,7 +57,7 @@ def step_leaves_inputs_alone(student, rng):
 def _step_backward(student, oracle, rng, tolerance, N, D, H) -> None:
     p = step(rng, N, D, H)
     dh = upstream(rng, (N, H))
-    got = gradients(call(student, "rnn_step_backward", p, dh), STEP_GRADS, None, "rnn_step_backward")
+    got = read_gradients(call(student, "rnn_step_backward", p, dh), STEP_GRADS, None, "rnn_step_backward")
     expected = dict(zip(STEP_GRADS, call(oracle, "rnn_step_backward", p, dh)))
     models = mistakes.rnn_step_backward_models(dh, *(p[n] for n in ("x", "h_prev", "U", "W", "b")))
     compare_gradients(got, expected, models, tolerance, label=f"x {p['x'].shape}, h_prev {p['h_prev'].shape}")
@@ -77,7 +84,7 @@ def step_grad_against_own_forward(student, oracle, rng, tolerance):
     reference forward's differences decide; your own forward's are reported beside them."""
     p = step(rng)
     dh = upstream(rng, p["h_prev"].shape)
-    got = gradients(call(student, "rnn_step_backward", p, dh), STEP_GRADS, p, "rnn_step_backward")
+    got = read_gradients(call(student, "rnn_step_backward", p, dh), STEP_GRADS, p, "rnn_step_backward")
     return against_own_forward(student, oracle, rng, tolerance, "rnn_step_backward", "rnn_step_forward", p, got,
                                (dh,))
 
@@ -122,7 +129,7 @@ def sequence_leaves_inputs_alone(student, rng):
 def _backward(student, oracle, rng, tolerance, N, T, D, H) -> None:
     p = sequence(rng, N, T, D, H)
     dh = upstream(rng, (N, T, H))
-    got = gradients(call(student, "rnn_backward", p, dh), SEQUENCE_GRADS, None, "rnn_backward")
+    got = read_gradients(call(student, "rnn_backward", p, dh), SEQUENCE_GRADS, None, "rnn_backward")
     expected = dict(zip(SEQUENCE_GRADS, call(oracle, "rnn_backward", p, dh)))
     models = mistakes.rnn_backward_models(dh, *(p[n] for n in ("x", "h0", "U", "W", "b")))
     compare_gradients(got, expected, models, tolerance, label=f"T = {T}")
@@ -161,7 +168,7 @@ def backward_against_own_forward(student, oracle, rng, tolerance):
     reference forward's differences decide; your own forward's are reported beside them."""
     p = sequence(rng, T=5)
     dh = upstream(rng, (2, 5, 3))
-    got = gradients(call(student, "rnn_backward", p, dh), SEQUENCE_GRADS, p, "rnn_backward")
+    got = read_gradients(call(student, "rnn_backward", p, dh), SEQUENCE_GRADS, p, "rnn_backward")
     return against_own_forward(student, oracle, rng, tolerance, "rnn_backward", "rnn_forward", p, got, (dh,))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from assignments.seq.cases import ARGS
-from grader.checklib import expect_floats, expect_untouched, gradient_tuple
+from grader.checklib import Gradients, expect_floats, expect_untouched, read_gradient_tuple
 from grader.compare import expect_sequence
 from grader.gradcheck import expect_backward_matches_forward
 
@@ -19,12 +19,18 @@ def call(layers, function: str, p: dict, *upstream):
     return getattr(layers, function)(*upstream, *(p[n] for n in names))
 
 
-def gradients(value, names: tuple[str, ...], p: dict | None, function: str) -> dict:
-    """A backward's tuple of gradients by name, each a finite float array; shaped like its
-    input (`p`, by the gradient's name without its d) unless `p` is None (then the
-    comparison judges shapes, and can name the mistake behind a wrong one)."""
+def read_gradients(value, names: tuple[str, ...], p: dict | None, function: str) -> Gradients:
+    """A backward's tuple of gradients by name, as far as it can be read (a tuple of the
+    wrong length still has its parts judged by position): each a finite float array,
+    shaped like its input (`p`, by the gradient's name without its d) unless `p` is None
+    (then the comparison judges shapes, and can name the mistake behind a wrong one)."""
     shapes = tuple(np.shape(p[name[1:]]) for name in names) if p is not None else None
-    return gradient_tuple(value, names, shapes, function)
+    return read_gradient_tuple(value, names, shapes, function)
+
+
+def gradients(value, names: tuple[str, ...], p: dict | None, function: str) -> dict:
+    """`read_gradients`' parts, failing with every defect at once if there is one."""
+    return read_gradients(value, names, p, function).strict()
 
 
 def outputs(value, names: tuple[str, ...], function: str, shapes: tuple | None = None) -> dict:
@@ -43,14 +49,16 @@ def leaves_inputs_alone(student, function: str, p: dict, *upstream) -> object:
 
 
 def against_own_forward(student, oracle, rng, tolerance, backward: str, forward: str, p: dict,
-                        got: dict, upstream: tuple) -> dict:
-    """The backward's gradients `got` (by gradient name) against directional central
-    differences of the forward, four forward calls per gradient: the reference forward's
-    differences decide; the student's own are reported beside them. A forward with
-    several outputs (the LSTM step's h and c) is differentiated as their concatenation,
-    contracted with the upstream gradients concatenated the same way."""
-    inputs = {name[1:]: p[name[1:]] for name in got}
-    grads = {name[1:]: value for name, value in got.items()}
+                        got: Gradients | dict, upstream: tuple) -> dict:
+    """The backward's gradients `got` against directional central differences of the
+    forward, four forward calls per gradient: the reference forward's differences decide;
+    the student's own are reported beside them (a gradient that could not be read fails
+    the check, and the others are still judged). A forward with several outputs (the LSTM
+    step's h and c) is differentiated as their concatenation, contracted with the upstream
+    gradients concatenated the same way."""
+    got = got if isinstance(got, Gradients) else Gradients(tuple(got), dict(got))
+    inputs = {name[1:]: p[name[1:]] for name in got.names}
+    grads = {name[1:]: value for name, value in got.by_name().items()}
 
     def run(layers):
         def forward_of(q):
@@ -63,4 +71,4 @@ def against_own_forward(student, oracle, rng, tolerance, backward: str, forward:
 
     v = upstream[0] if len(upstream) == 1 else np.concatenate(upstream, axis=-1)
     return expect_backward_matches_forward(run(student), run(oracle), inputs, grads, v, rng, tolerance,
-                                           backward, forward)
+                                           backward, forward, defects=got.defects)
