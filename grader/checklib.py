@@ -284,6 +284,17 @@ def compare_gradients(got: dict | Gradients, expected: dict, models: dict, toler
     raise failure
 
 
+def explaining_codes(got: Gradients, expected: dict, models: dict, tolerance: Tolerances) -> list[str]:
+    """The mistakes that explain the wrong gradients among those of `got` that could be read,
+    as `compare_gradients` would name them: for a check that judges the gradients by other
+    means (directional differences), and names what it can with the same models."""
+    try:
+        compare_gradients(Gradients(got.names, got.parts), expected, models, tolerance)
+    except CheckFailed as failure:
+        return [code for code in failure.diagnoses if code != BAD_RETURN]
+    return []
+
+
 def _relative(got, expected) -> float:
     try:
         got = np.asarray(got, dtype=np.float64)

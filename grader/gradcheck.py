@@ -270,12 +270,13 @@ def _usable(got, expected: np.ndarray, tolerance: Tolerances) -> bool:
 def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict, grads: dict, upstream, rng,
                                     tolerance: Tolerances, function: str, forward: str,
                                     steps: tuple[float, float] = (STEP_FLOAT64, STEP_FLOAT32),
-                                    defects: list[CheckFailed] | tuple = ()) -> dict:
+                                    defects: list[CheckFailed] | tuple = (), diagnoses: list[str] | tuple = ()) -> dict:
     """`backward_matches_forward`, failing the check (with the relative error of every
     gradient) unless the student's gradients agree with the reference forward's
     directional differences. Returns the details a passing check reports (its notes).
     `defects`: what kept some gradients from being read (they are None in `grads`); they
-    fail the check, and the others are still judged and reported."""
+    fail the check, and the others are still judged and reported. `diagnoses`: the codes
+    of the mistakes the gradients fit (named only when the verdict fails)."""
     verdict = backward_matches_forward(own_forward, reference_forward, inputs, grads, upstream, rng,
                                        tolerance, steps, forward)
     details = {"relative_errors": verdict.errors, "tolerance": verdict.tolerance,
@@ -292,10 +293,11 @@ def expect_backward_matches_forward(own_forward, reference_forward, inputs: dict
         notes += f"; those of your own {forward} (reported, not scored): {_summary(verdict.own_errors)}"
     compared = (f"directional finite differences of the reference {forward}, which decide; relative errors: "
                 f"{verdict.summary()} (tolerance {verdict.tolerance:g}){notes}")
+    named = list(diagnoses) if not verdict.passed else []
     if not defects:
-        raise CheckFailed(f"{function}'s gradients disagree with {compared}", [], details)
+        raise CheckFailed(f"{function}'s gradients disagree with {compared}", named, details)
     said = "; ".join(d.message for d in defects)
-    codes = sorted({code for d in defects for code in d.diagnoses})
+    codes = sorted({code for d in defects for code in d.diagnoses} | set(named))
     if not verdict.errors:
         raise CheckFailed(said, codes, details)
     agree = "disagree with" if not verdict.passed else "agree with"

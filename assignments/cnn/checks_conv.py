@@ -28,6 +28,7 @@ from grader.checklib import (
     compare_gradients,
     expect_floats,
     expect_untouched,
+    explaining_codes,
     fits,
     gradient_tuple,
     read_gradient_tuple,
@@ -288,7 +289,10 @@ def against_own_forward(student, oracle, rng, tolerance):
     pad 1), four forward calls per gradient whatever the sizes: the reference forward's
     differences decide; your own forward's are reported beside them."""
     conv = CONV_STRIDE_PAD[0]
-    (dy, x, w, b), got, _ = _backward_case(student, oracle, rng, conv)
+    (dy, x, w, b), got, expected = _backward_case(student, oracle, rng, conv)
+    # The mistakes the gradients fit, named as against the reference (the models asked
+    # whatever the student returned: a kit has them recorded).
+    models = mistakes.conv_backward_models(oracle, dy, x, w, b, conv.stride, conv.pad)
 
     def own(p):
         return student.conv2d_forward(p["x"], p["w"], p["b"], **conv.kwargs())
@@ -298,7 +302,8 @@ def against_own_forward(student, oracle, rng, tolerance):
 
     grads = {name[1:]: g for name, g in got.by_name().items()}
     return expect_backward_matches_forward(own, reference, {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                           "conv2d_backward", "conv2d_forward", defects=got.defects)
+                                           "conv2d_backward", "conv2d_forward", defects=got.defects,
+                                           diagnoses=explaining_codes(got, expected, models, tolerance))
 
 
 @check("conv2d_backward", kind="behavior", points=2, name="leaves_inputs_alone")

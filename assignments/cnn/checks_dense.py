@@ -12,6 +12,7 @@ from grader.checklib import (
     compare_gradients,
     expect_floats,
     expect_untouched,
+    explaining_codes,
     gradient_tuple,
     read_gradient_tuple,
 )
@@ -198,10 +199,14 @@ def linear_grad_against_own_forward(student, oracle, rng, tolerance):
     got = read_gradient_tuple(student.linear_backward(dy, x, w, b), ("dx", "dw", "db"),
                               (x.shape, w.shape, b.shape), "linear_backward")
     grads = {name[1:]: g for name, g in got.by_name().items()}
+    dx, dw, db = oracle.linear_backward(dy, x, w, b)
+    codes = explaining_codes(got, {"dx": dx, "dw": dw, "db": db}, mistakes.linear_backward_models(dy, x, w),
+                             tolerance)
     return expect_backward_matches_forward(lambda p: student.linear_forward(p["x"], p["w"], p["b"]),
                                            lambda p: oracle.linear_forward(p["x"], p["w"], p["b"]),
                                            {"x": x, "w": w, "b": b}, grads, dy, rng, tolerance,
-                                           "linear_backward", "linear_forward", defects=got.defects)
+                                           "linear_backward", "linear_forward", defects=got.defects,
+                                           diagnoses=codes)
 
 
 @check("linear_backward", kind="behavior", points=1, name="leaves_inputs_alone")
