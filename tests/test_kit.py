@@ -54,9 +54,12 @@ def run_in_kit(kit, *args, cwd=None) -> subprocess.CompletedProcess:
 
 
 def public_view(results: dict) -> dict:
-    """Per student: each public, scored check's verdict and diagnoses."""
+    """Per student: each public, scored check's verdict and diagnoses. Informational
+    (0-point) checks are left out: the instructor's run draws other inputs than the kit's,
+    and the end-to-end network's verdict on a loss that is wrong only for tiny
+    probabilities (softmax_epsilon_in_log) depends on them."""
     return {s["student"]: {c["id"]: (c["passed"], c["diagnoses"]) for c in s["checks"]
-                           if c["visibility"] == "public" and c["kind"] != "performance"}
+                           if c["visibility"] == "public" and c["kind"] != "performance" and c["max_score"] > 0}
             for s in results["submissions"]}
 
 
