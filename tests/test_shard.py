@@ -70,7 +70,7 @@ def page_measured_out(html: str, graded_at: str) -> str:
     html = re.sub(r"graded \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "graded GRADED_AT", html.replace(graded_at, "GRADED_AT"))
     html = re.sub(r"[\d.]+ ms|\d+x the|[\d.]+\s*×|[\d.]+x|faster than|about as fast as|slower than", "#", html)
     html = re.sub(r"(<dt>(student_seconds|reference_seconds|ratio)</dt><dd>)[^<]*", r"\1", html)
-    return re.sub(r"(?m)^epoch \d+\n", "", html)
+    return re.sub(r"(?m)^epoch[^\n<]*\n?", "", html)  # bob's training prints until its time runs out
 
 
 def load(folder: Path) -> dict:
